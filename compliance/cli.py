@@ -1,0 +1,460 @@
+"""The command line. The one place that prints, exits and turns errors into messages.
+
+Heavy libraries (pandas, SQLAlchemy, durable-rules) are imported inside the commands, so that
+``compliance --help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+
+import typer
+
+from compliance.errors import ComplianceError, Problem
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from rich.console import Console
+
+    from compliance.schedule import Schedule
+    from compliance.store import Store, Transaction
+
+app = typer.Typer(
+    name="compliance",
+    help="Contract compliance monitoring: judge providers' returns against the contract's "
+         "performance schedule, record breaches and escalations, and report to committee.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+contract_app = typer.Typer(help="Contract schedules: validate, load, list.", no_args_is_help=True)
+app.add_typer(contract_app, name="contract")
+
+
+class Format(str, Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+class State:
+    db: str | None = None
+    user: str | None = None
+    quiet: bool = False
+
+
+state = State()
+
+
+@app.callback()
+def _root(
+    db: Annotated[str | None, typer.Option(
+        "--db", help="Store URL (sqlite:///path.db or postgresql+psycopg://...). "
+                     "Default: $COMPLIANCE_DB, else sqlite:///compliance.db.")] = None,
+    user: Annotated[str | None, typer.Option(
+        "--user", help="Who is acting, for the audit trail. Default: the OS user.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only results.")] = False,
+) -> None:
+    state.db, state.user, state.quiet = db, user, quiet
+
+
+# --- output and errors ----------------------------------------------------------------------
+
+
+def _console(stderr: bool = False) -> Console:
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=False,
+                   width=None if sys.stdout.isatty() else 160)
+
+
+def _fail(problems: list[Problem], code: int = 1) -> NoReturn:
+    err = _console(stderr=True)
+    for problem in problems:
+        style = "red" if problem.severity == "error" else "yellow"
+        err.print(f"[{style}]{problem}[/{style}]", markup=True, highlight=False)
+    errors = sum(1 for p in problems if p.severity == "error")
+    if errors > 1:
+        err.print(f"{errors} errors; nothing was written.")
+    raise typer.Exit(code)
+
+
+@contextmanager
+def _user_errors() -> Iterator[None]:
+    """A user's mistake becomes located messages and exit 1, never a traceback."""
+    try:
+        yield
+    except ComplianceError as exc:
+        _fail(exc.problems, exc.exit_code)
+    except KeyboardInterrupt:
+        _console(stderr=True).print("interrupted; nothing was written.")
+        raise typer.Exit(130) from None
+
+
+def _info(message: str) -> None:
+    if not state.quiet:
+        _console(stderr=True).print(message, markup=False, highlight=False)
+
+
+def _store() -> Store:
+    from compliance.store import Store
+
+    return Store(state.db)
+
+
+def _args(**kwargs: Any) -> dict[str, Any]:
+    return {k: (str(v) if isinstance(v, Path) else [str(x) for x in v] if isinstance(v, list)
+                else v) for k, v in kwargs.items() if v not in (None, [], False)}
+
+
+# --- commands -------------------------------------------------------------------------------
+
+
+@app.command()
+def init() -> None:
+    """Create the store, or add what a newer version needs."""
+    with _user_errors():
+        store = _store()
+        created = store.init()
+        with store.transaction(state.user) as tx:
+            tx.audit("init", {}, {"tables_created": len(created)})
+        _info(f"store ready at {store.url}" + (f" ({len(created)} tables created)"
+                                                if created else ""))
+
+
+@contract_app.command("validate")
+def contract_validate(
+    files: Annotated[list[Path], typer.Argument(help="Schedule files (YAML).")],
+) -> None:
+    """Validate contract schedules; exit 1 and say where, if any has an error."""
+    from compliance.schedule import validate_schedule
+
+    problems: list[Problem] = []
+    for file in files:
+        schedule, found = validate_schedule(file)
+        problems.extend(found)
+        if schedule is not None and not any(p.severity == "error" for p in found):
+            _info(f"{file}: ok: {schedule.id}, {len(schedule.measures)} measures"
+                  + (f", {len(found)} warnings" if found else ""))
+    if any(p.severity == "error" for p in problems):
+        _fail(problems)
+    for problem in problems:
+        _console(stderr=True).print(f"[yellow]{problem}[/yellow]")
+
+
+@contract_app.command("load")
+def contract_load(
+    files: Annotated[list[Path], typer.Argument(help="Schedule files (YAML).")],
+) -> None:
+    """Register contract schedules; a changed schedule becomes a new version."""
+    with _user_errors():
+        schedules = _load_schedules(files)
+        store = _store()
+        with store.transaction(state.user) as tx:
+            results = {s.id: tx.load_schedule(s) for s in schedules}
+            tx.audit("contract load", _args(files=files),
+                     {"contracts": len(results),
+                      "new_versions": sum(1 for _, new in results.values() if new)})
+        for cid, (version, new) in results.items():
+            _info(f"{cid}: schedule version {version}" + ("" if new else " (unchanged)"))
+
+
+@contract_app.command("list")
+def contract_list() -> None:
+    """The contracts in the store."""
+    with _user_errors():
+        store = _store()
+        with store.transaction(state.user) as tx:
+            schedules = tx.schedules()
+            versions = {cid: tx.schedule_version(cid) for cid in schedules}
+        for cid, schedule in sorted(schedules.items()):
+            typer.echo(f"{cid}\tv{versions[cid]}\t{len(schedule.measures)} measures\t"
+                       f"{schedule.contract.provider}")
+
+
+def _load_schedules(files: list[Path]) -> list[Schedule]:
+    from compliance.schedule import load_schedule
+
+    schedules: list[Schedule] = []
+    problems: list[Problem] = []
+    for file in files:
+        try:
+            schedules.append(load_schedule(file))
+        except ComplianceError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise ComplianceError(problems)
+    return schedules
+
+
+@app.command()
+def submit(
+    files: Annotated[list[Path], typer.Argument(help="Provider returns (CSV or XLSX).")],
+    contract: Annotated[str | None, typer.Option(
+        "--contract", "-c", help="Contract id, unless the return has a 'contract' column.")]
+    = None,
+) -> None:
+    """Import provider returns. Any error rejects the whole submission."""
+    with _user_errors():
+        store = _store()
+        with store.transaction(state.user) as tx:
+            counts = _submit(tx, files, contract)
+        _info(f"{counts['figures']} figures from {counts['files']} file(s) stored"
+              + (f"; {counts['new_versions']} replace earlier versions"
+                 if counts["new_versions"] else ""))
+
+
+def _submit(tx: Transaction, files: list[Path], contract: str | None) -> dict[str, int]:
+    from compliance.returns import parse_returns
+
+    schedules = tx.schedules([contract] if contract else None)
+    if not schedules:
+        raise ComplianceError("the store holds no contracts: load a schedule first "
+                              "(compliance contract load FILE)")
+    figures = parse_returns(files, schedules, contract)
+    counts = tx.submit(figures, [str(f) for f in files])
+    tx.audit("submit", _args(files=files, contract=contract), counts)
+    return counts
+
+
+@app.command()
+def check(
+    contract: Annotated[list[str] | None, typer.Option(
+        "--contract", "-c", help="Contract id or schedule file; repeatable. Default: every "
+                                 "contract in the store.")] = None,
+    period: Annotated[str | None, typer.Option(
+        "--period", "-p", help="The month to check, YYYY-MM.")] = None,
+    from_: Annotated[str | None, typer.Option("--from", help="First month of a range.")] = None,
+    to: Annotated[str | None, typer.Option("--to", help="Last month of a range.")] = None,
+    returns: Annotated[list[Path] | None, typer.Option(
+        "--returns", "-r", help="Provider returns to submit first; repeatable.")] = None,
+    format: Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
+    = Format.table,
+) -> None:
+    """Assess the period's figures against the schedule, record the results, print them."""
+    with _user_errors():
+        periods = _periods(period, from_, to)
+        store = _store()
+        with store.transaction(state.user) as tx:
+            result = _check(tx, contract or [], periods, returns or [])
+        _print_check(result, format)
+
+
+def _periods(period: str | None, from_: str | None, to: str | None) -> list[str]:
+    from compliance.periods import PeriodError, parse_period, period_range
+
+    try:
+        if period and (from_ or to):
+            raise typer.BadParameter("give --period, or --from and --to, not both")
+        if period:
+            return [parse_period(period)]
+        if from_ and to:
+            return period_range(parse_period(from_), parse_period(to))
+    except PeriodError as exc:
+        raise ComplianceError(Problem(str(exc), column="--period")) from None
+    raise typer.BadParameter("say which month to check: --period YYYY-MM (or --from and --to)")
+
+
+def _check(tx: Transaction, contracts: list[str], periods: list[str],
+           returns: list[Path]) -> dict[str, Any]:
+    from compliance.assess import assess, measure_table
+
+    ids: list[str] = []
+    paths = [c for c in contracts if c.endswith((".yaml", ".yml")) or os.path.sep in c]
+    if paths:
+        for schedule in _load_schedules([Path(p) for p in paths]):
+            tx.load_schedule(schedule)
+            ids.append(schedule.id)
+    ids += [c for c in contracts if c not in paths]
+    schedules = tx.schedules(ids or None)
+    if not schedules:
+        raise ComplianceError("the store holds no contracts: load a schedule first "
+                              "(compliance contract load FILE)")
+    if returns:
+        _submit(tx, returns, ids[0] if len(ids) == 1 else None)
+    figures = tx.latest_figures(list(schedules), up_to=max(periods))
+    measures = measure_table(schedules.values())
+    assessments = assess(measures, figures, periods)
+    versions = {cid: tx.schedule_version(cid) for cid in schedules}
+    counts = tx.save_assessments(assessments, versions)
+    tx.audit("check", _args(contracts=contracts, periods=periods, returns=returns), counts)
+    return {"schedules": schedules, "assessments": assessments, "periods": periods}
+
+
+def _check_documents(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """The JSON of SPEC section 6: one document per contract and period."""
+    from compliance.present import missing
+
+    schedules: dict[str, Schedule] = result["schedules"]
+    assessments: pd.DataFrame = result["assessments"]
+    docs = []
+    for (cid, period), group in assessments.groupby(["contract", "period"], sort=True):
+        schedule = schedules[str(cid)]
+        items = []
+        for row in group.to_dict("records"):
+            m = schedule.measure(row["measure"])
+
+            def num(value: Any) -> Any:
+                return None if missing(value) else float(value)
+
+            items.append({
+                "measure": m.id, "kind": m.kind, "title": m.title, "unit": m.unit,
+                "polarity": m.polarity, "period": row["figure_period"],
+                "value": num(row["value"]),
+                "target": list(m.target) if isinstance(m.target, tuple) else m.target,
+                "tolerance": list(m.tolerance) if isinstance(m.tolerance, tuple)
+                else m.tolerance,
+                "status": row["status"], "rag": row["rag"], "direction": row["direction"],
+                "previous_value": num(row["previous_value"]),
+                "profiled_target": num(row["profiled_target"]),
+                "compared_with": num(row["compared_with"]),
+                "forecast": num(row["forecast"]), "forecast_status": row["forecast_status"],
+                "reason": row["reason"] or None, "source": row["source"] or None,
+                "sources": int(row["sources"]), "source_spread": num(row["source_spread"]),
+                "comparators": dict(m.comparators), "baselines": dict(m.baselines),
+            })
+        docs.append({"contract": str(cid), "period": str(period),
+                     "provider": schedule.contract.provider, "assessments": items})
+    return docs
+
+
+def _print_check(result: dict[str, Any], format: Format) -> None:
+    docs = _check_documents(result)
+    if format is Format.json:
+        payload: Any = docs[0] if len(docs) == 1 else docs
+        typer.echo(json.dumps(payload, indent=2, ensure_ascii=False))
+    elif format is Format.csv:
+        import csv
+
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(["contract", "period", "measure", "kind", "figure_period", "value",
+                         "target", "tolerance", "status", "rag", "direction", "forecast",
+                         "reason"])
+        for doc in docs:
+            for a in doc["assessments"]:
+                writer.writerow([doc["contract"], doc["period"], a["measure"], a["kind"],
+                                 a["period"], _csv_cell(a["value"]), _csv_cell(a["target"]),
+                                 _csv_cell(a["tolerance"]), a["status"], a["rag"],
+                                 a["direction"] or "", _csv_cell(a["forecast"]),
+                                 _csv_cell(a["reason"])])
+    else:
+        console = _console()
+        for doc in docs:
+            console.print(_scorecard(doc, result["schedules"][doc["contract"]]))
+
+
+def _csv_cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return "-".join(str(v) for v in value)
+    text = str(value)
+    # Provider text must not become a formula in a spreadsheet.
+    return "'" + text if text[:1] in ("=", "+", "-", "@") and not _is_number(text) else text
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _scorecard(doc: dict[str, Any], schedule: Schedule) -> Any:
+    from rich.table import Table
+    from rich.text import Text
+
+    from compliance import present
+    from compliance.periods import financial_year, month_name
+
+    period = doc["period"]
+    table = Table(
+        title=f"{schedule.contract.title}\n{schedule.contract.provider} — {month_name(period)}"
+              f" (financial year {financial_year(period, schedule.contract.year_start_month)})",
+        title_justify="left", show_lines=False, header_style="bold")
+    for name, justify in (("Measure", "left"), ("Title", "left"), ("Figure", "right"),
+                          ("Target", "right"), ("Tolerance", "right"), ("Status", "left"),
+                          ("Travel", "left")):
+        table.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    for a in doc["assessments"]:
+        unit = a["unit"]
+        fig = present.figure(a["value"], unit)
+        if a["value"] is not None and a["period"] != period:
+            fig += f" ({month_name(a['period'])[:3]} {a['period'][:4]})"
+        if len(doc["assessments"]) and a["sources"] > 1:
+            fig += f" [{a['sources']} sources]"
+        target = present.target_text(a["target"], unit)
+        if a["profiled_target"] is not None:
+            target = f"{present.figure(a['profiled_target'], unit)} of {target}"
+        status = a["status"]
+        label = f"{present.STATUS_SYMBOLS[status]} {present.STATUS_WORDS[status]}"
+        if status == "not_due" and a["forecast"] is not None:
+            label += f" (forecast {present.figure(a['forecast'], unit)})"
+        travel = present.DIRECTION_ARROWS.get(a["direction"] or "", "")
+        title = a["title"] if len(a["title"]) <= 60 else a["title"][:57] + "..."
+        table.add_row(a["measure"], title, fig, target,
+                      present.tolerance_text(a["tolerance"], unit, a["polarity"]),
+                      Text(label, style=present.STATUS_STYLES[status]), travel)
+    counts: dict[str, int] = {}
+    for a in doc["assessments"]:
+        counts[a["status"]] = counts.get(a["status"], 0) + 1
+    table.caption = "  ".join(f"{present.STATUS_WORDS[s]}: {n}" for s, n in counts.items())
+    table.caption_justify = "left"
+    return table
+
+
+@app.command()
+def demo(
+    keep: Annotated[Path | None, typer.Option(
+        "--keep", help="Keep the demo store at this path instead of a temporary file.")] = None,
+) -> None:
+    """Run the bundled seed contracts end to end on a temporary SQLite store."""
+    import tempfile
+
+    from compliance.store import Store
+
+    root = _project_root()
+    pairs = [("contracts/sunderland-tfc.yaml", "examples/sunderland-tfc-2018-09.csv", "2018-09"),
+             ("contracts/darlington-childrens.yaml", "examples/darlington-2017-q2.csv",
+              "2017-09")]
+    with _user_errors(), tempfile.TemporaryDirectory(prefix="compliance-demo-") as tmp:
+        path = keep or Path(tmp) / "demo.db"
+        store = Store(f"sqlite:///{path}")
+        store.init()
+        for schedule_file, return_file, period in pairs:
+            with store.transaction(state.user) as tx:
+                result = _check(tx, [str(root / schedule_file)], [period], [root / return_file])
+            _print_check(result, Format.table)
+        store.dispose()
+        _info(f"demo store: {path}" + ("" if keep else " (removed on exit; --keep PATH keeps it)"))
+
+
+def _project_root() -> Path:
+    here = Path(__file__).resolve().parent.parent
+    for candidate in (here, Path.cwd()):
+        if (candidate / "contracts" / "sunderland-tfc.yaml").exists():
+            return candidate
+    raise ComplianceError("cannot find the bundled contracts/ and examples/ folders; run the "
+                          "demo from the project folder")
+
+
+def main() -> None:
+    """Console entry point."""
+    app()
+
+
+def _unused(_: Callable[..., Any]) -> None:
+    return None
+
+
+if __name__ == "__main__":
+    main()

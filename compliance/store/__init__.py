@@ -1,0 +1,317 @@
+"""The store: contracts and their schedule versions, returns (every version), assessments.
+
+SQLite by default (``compliance.db`` in the working folder), any SQLAlchemy URL otherwise.
+Every command's writes happen in one transaction (``Store.transaction``); figures and
+assessments are written in bulk.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import hashlib
+import json
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+from sqlmodel import Session, SQLModel, create_engine
+
+from compliance.errors import StoreError
+from compliance.schedule import Schedule, schedule_from_json
+from compliance.store.models import (
+    Assessment,
+    AuditEntry,
+    CheckRun,
+    Contract,
+    Figure,
+    Measure,
+    ScheduleVersion,
+    Submission,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+DEFAULT_URL = "sqlite:///compliance.db"
+
+__all__ = ["DEFAULT_URL", "Store", "Transaction", "default_user", "resolve_url"]
+
+
+def resolve_url(url: str | None) -> str:
+    return url or os.environ.get("COMPLIANCE_DB") or DEFAULT_URL
+
+
+def default_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def _none(value: Any) -> Any:
+    """NaN and pandas' missing markers become NULL."""
+    if value is None:
+        return None
+    try:
+        if value != value:  # NaN
+            return None
+    except (TypeError, ValueError):
+        return value
+    return value
+
+
+class Store:
+    def __init__(self, url: str | None = None) -> None:
+        self.url = resolve_url(url)
+        try:
+            self.engine: Engine = create_engine(self.url)
+        except (ArgumentError, ImportError, ValueError) as exc:
+            raise StoreError(f"cannot use the store {self.url!r}: {exc}") from None
+        if self.engine.dialect.name == "sqlite":
+            from sqlalchemy import event
+
+            @event.listens_for(self.engine, "connect")
+            def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+                cur = dbapi_conn.cursor()
+                cur.execute("PRAGMA foreign_keys=ON")
+                cur.execute("PRAGMA busy_timeout=30000")
+                cur.close()
+
+    def init(self) -> list[str]:
+        """Create the tables that are missing; return their names."""
+        from sqlalchemy import inspect
+
+        try:
+            existing = set(inspect(self.engine).get_table_names())
+            SQLModel.metadata.create_all(self.engine)
+        except OperationalError as exc:
+            raise StoreError(f"cannot open the store {self.url}: {exc.orig}") from None
+        return [t for t in SQLModel.metadata.tables if t not in existing]
+
+    def is_initialised(self) -> bool:
+        from sqlalchemy import inspect
+
+        try:
+            return "contract" in inspect(self.engine).get_table_names()
+        except OperationalError:
+            return False
+
+    @contextmanager
+    def transaction(self, user: str | None = None) -> Iterator[Transaction]:
+        """One transaction: everything inside is written, or nothing is."""
+        if not self.is_initialised():
+            self.init()
+        try:
+            with Session(self.engine) as session, session.begin():
+                yield Transaction(session, user or default_user())
+        except OperationalError as exc:
+            raise StoreError(f"the store {self.url} could not be written: {exc.orig}") from None
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+class Transaction:
+    def __init__(self, session: Session, user: str) -> None:
+        self.session = session
+        self.user = user
+
+    # --- contracts and schedules ------------------------------------------------------------
+
+    def load_schedule(self, schedule: Schedule) -> tuple[int, bool]:
+        """Register a schedule; a changed one becomes a new version. Returns (version, new)."""
+        s = self.session
+        contract = s.get(Contract, schedule.id)
+        spec_json = schedule.model_dump_json(exclude={"warnings"})
+        digest = hashlib.sha256(
+            schedule.model_dump_json(exclude={"warnings", "path", "sha256"}).encode()
+        ).hexdigest()
+        if contract is not None:
+            current = s.get(ScheduleVersion, (schedule.id, contract.current_version))
+            if current is not None and current.sha256 == digest:
+                return contract.current_version, False
+            version = contract.current_version + 1
+            contract.current_version = version
+            contract.title = schedule.contract.title
+            contract.provider = schedule.contract.provider
+            contract.commissioner = schedule.contract.commissioner
+        else:
+            version = 1
+            s.add(Contract(id=schedule.id, title=schedule.contract.title,
+                           commissioner=schedule.contract.commissioner,
+                           provider=schedule.contract.provider, current_version=1))
+            s.flush()
+        s.add(ScheduleVersion(contract_id=schedule.id, version=version, sha256=digest,
+                              spec_json=spec_json, source_path=schedule.path,
+                              effective_from=schedule.contract.starts, loaded_by=self.user))
+        rows = []
+        for m in schedule.measures:
+            target, band = m.target_range, m.tolerance_band()
+            rows.append(dict(
+                contract_id=schedule.id, version=version, measure_id=m.id, kind=m.kind,
+                parent=m.parent, title=m.title, unit=m.unit, polarity=m.polarity,
+                frequency=schedule.frequency(m), accumulation=m.accumulation, judged=m.judged,
+                target_low=target[0] if target else None,
+                target_high=target[1] if target else None,
+                tolerance_low=band[0] if band else None,
+                tolerance_high=band[1] if band else None, lag_months=m.lag_months))
+        s.flush()
+        s.execute(insert(Measure), rows)
+        return version, True
+
+    def schedules(self, ids: Sequence[str] | None = None) -> dict[str, Schedule]:
+        """The schedule in force (latest version) of each contract, or of the ids given."""
+        query = select(ScheduleVersion).join(
+            Contract, (Contract.id == ScheduleVersion.contract_id)
+            & (Contract.current_version == ScheduleVersion.version))
+        if ids is not None:
+            query = query.where(ScheduleVersion.contract_id.in_(list(ids)))  # type: ignore[attr-defined]
+        found = {row.contract_id: schedule_from_json(row.spec_json)
+                 for row in self.session.execute(query).scalars()}
+        if ids is not None:
+            missing = [i for i in ids if i not in found]
+            if missing:
+                known = sorted(self.contract_ids())
+                hint = f"; the store holds: {', '.join(known)}" if known else \
+                    "; the store holds no contracts yet (compliance contract load FILE)"
+                raise StoreError(f"unknown contract {', '.join(map(repr, missing))}{hint}")
+        return found
+
+    def contract_ids(self) -> list[str]:
+        return list(self.session.execute(select(Contract.id).order_by(Contract.id)).scalars())
+
+    def schedule_version(self, contract_id: str) -> int:
+        contract = self.session.get(Contract, contract_id)
+        if contract is None:
+            raise StoreError(f"unknown contract {contract_id!r}")
+        return contract.current_version
+
+    # --- returns ----------------------------------------------------------------------------
+
+    def submit(self, figures: pd.DataFrame, files: Sequence[str]) -> dict[str, int]:
+        """Store a validated return. A figure already held for its period gets a new version."""
+        s = self.session
+        counts = {"files": len(files), "figures": int(len(figures)), "new_versions": 0}
+        if figures.empty:
+            return counts
+        latest = {
+            (c, m, p): v for c, m, p, v in s.execute(
+                select(Figure.contract_id, Figure.measure_id, Figure.period,
+                       func.max(Figure.version))
+                .where(Figure.contract_id.in_(figures["contract"].unique().tolist()))  # type: ignore[attr-defined]
+                .where(Figure.period.in_(figures["period"].unique().tolist()))  # type: ignore[attr-defined]
+                .group_by(Figure.contract_id, Figure.measure_id, Figure.period))
+        }
+        keys = list(zip(figures["contract"], figures["measure"], figures["period"], strict=True))
+        versions = [latest.get(k, 0) + 1 for k in keys]
+        counts["new_versions"] = sum(1 for v in versions if v > 1)
+        for file in files:
+            mine = figures[figures["file"] == file]
+            data = open(file, "rb").read() if os.path.exists(file) else b""
+            sub = Submission(file=os.path.basename(file), sha256=hashlib.sha256(data).hexdigest(),
+                             figures=int(len(mine)), submitted_by=self.user)
+            s.add(sub)
+            s.flush()
+            assert sub.id is not None
+            idx = mine.index
+            rows = [
+                dict(submission_id=sub.id, contract_id=r.contract, measure_id=r.measure,
+                     period=r.period, source=r.source, source_rank=int(r.source_rank),
+                     version=versions[i], value=_none(r.value), numerator=_none(r.numerator),
+                     denominator=_none(r.denominator), comment=r.comment or "", row=int(r.row))
+                for i, r in zip(idx, mine.itertuples(index=False), strict=True)
+            ]
+            if rows:
+                s.execute(insert(Figure), rows)
+        return counts
+
+    def latest_figures(self, contracts: Sequence[str], up_to: str | None = None) -> pd.DataFrame:
+        """Every source of the latest version of each figure of the contracts."""
+        import pandas as pd
+
+        latest = (
+            select(Figure.contract_id, Figure.measure_id, Figure.period,
+                   func.max(Figure.version).label("version"))
+            .where(Figure.contract_id.in_(list(contracts)))  # type: ignore[attr-defined]
+            .group_by(Figure.contract_id, Figure.measure_id, Figure.period)
+        )
+        if up_to is not None:
+            latest = latest.where(Figure.period <= up_to)
+        sub = latest.subquery()
+        query = select(
+            Figure.contract_id.label("contract"), Figure.measure_id.label("measure"),  # type: ignore[attr-defined]
+            Figure.period, Figure.value, Figure.numerator, Figure.denominator, Figure.source,
+            Figure.source_rank, Figure.comment, Figure.version,
+        ).join(sub, (Figure.contract_id == sub.c.contract_id)
+               & (Figure.measure_id == sub.c.measure_id) & (Figure.period == sub.c.period)
+               & (Figure.version == sub.c.version))
+        frame = pd.read_sql(query, self.session.connection())
+        return frame.astype({"value": "float64", "numerator": "float64",
+                             "denominator": "float64"})
+
+    # --- assessments ------------------------------------------------------------------------
+
+    def save_assessments(self, assessments: pd.DataFrame, versions: Mapping[str, int]
+                         ) -> dict[str, int]:
+        """Replace the assessments of each (contract, period) checked, in bulk."""
+        s = self.session
+        written = 0
+        runs = 0
+        for (contract, period), group in assessments.groupby(["contract", "period"], sort=True):
+            run = CheckRun(contract_id=str(contract), period=str(period),
+                           schedule_version=versions[str(contract)], assessments=len(group),
+                           run_by=self.user)
+            s.add(run)
+            s.flush()
+            runs += 1
+            s.execute(delete(Assessment).where(Assessment.contract_id == contract)  # type: ignore[arg-type]
+                      .where(Assessment.period == period))  # type: ignore[arg-type]
+            records = group.rename(columns={"contract": "contract_id", "measure": "measure_id"})
+            records = records[_ASSESSMENT_FIELDS].astype(object).where(
+                records[_ASSESSMENT_FIELDS].notna(), None)
+            rows = records.to_dict("records")
+            for row in rows:
+                row["check_run_id"] = run.id
+                row["schedule_version"] = versions[str(contract)]
+                row["reason"] = row["reason"] or ""
+                row["sources"] = int(row["sources"] or 0)
+            s.execute(insert(Assessment), rows)
+            written += len(rows)
+        return {"check_runs": runs, "assessments": written}
+
+    def assessments(self, contract: str, period: str) -> pd.DataFrame:
+        import pandas as pd
+
+        query = select(Assessment).where(Assessment.contract_id == contract).where(  # type: ignore[arg-type]
+            Assessment.period == period)  # type: ignore[arg-type]
+        return pd.read_sql(query, self.session.connection())
+
+    # --- audit ------------------------------------------------------------------------------
+
+    def audit(self, command: str, arguments: Mapping[str, Any], counts: Mapping[str, Any]) -> None:
+        self.session.add(AuditEntry(user=self.user, command=command,
+                                    arguments=json.dumps(arguments, default=str, sort_keys=True),
+                                    counts=json.dumps(counts, default=str, sort_keys=True)))
+
+    def audit_entries(self, limit: int = 50) -> list[AuditEntry]:
+        query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)  # type: ignore[union-attr]
+        return list(self.session.execute(query).scalars())
+
+    def mark_current(self, contract_id: str, version: int) -> None:
+        self.session.execute(update(Contract).where(Contract.id == contract_id)  # type: ignore[arg-type]
+                             .values(current_version=version))
+
+
+_ASSESSMENT_FIELDS = [
+    "contract_id", "period", "measure_id", "figure_period", "value", "source", "sources",
+    "source_spread", "target_low", "target_high", "tolerance_low", "tolerance_high",
+    "compared_with", "status", "rag", "direction", "previous_value", "change", "forecast",
+    "forecast_status", "reason",
+]
+
+_ = (dt, SQLAlchemyError)

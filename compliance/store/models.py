@@ -1,0 +1,132 @@
+"""Table models of the store. Separate from the validation models they share fields with."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import Column, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class Contract(SQLModel, table=True):
+    id: str = Field(primary_key=True, max_length=100)
+    title: str
+    commissioner: str
+    provider: str
+    current_version: int
+    created_at: dt.datetime = Field(default_factory=_now)
+
+
+class ScheduleVersion(SQLModel, table=True):
+    __tablename__ = "schedule_version"
+
+    contract_id: str = Field(primary_key=True, foreign_key="contract.id", max_length=100)
+    version: int = Field(primary_key=True)
+    sha256: str = Field(max_length=64)
+    spec_json: str = Field(sa_column=Column(Text, nullable=False))
+    source_path: str
+    effective_from: str | None = Field(default=None, max_length=7)
+    loaded_at: dt.datetime = Field(default_factory=_now)
+    loaded_by: str
+
+
+class Measure(SQLModel, table=True):
+    contract_id: str = Field(primary_key=True, foreign_key="contract.id", max_length=100)
+    version: int = Field(primary_key=True)
+    measure_id: str = Field(primary_key=True, max_length=100)
+    kind: str
+    parent: str | None = None
+    title: str
+    unit: str
+    polarity: str
+    frequency: str
+    accumulation: str
+    judged: str
+    target_low: float | None = None
+    target_high: float | None = None
+    tolerance_low: float | None = None
+    tolerance_high: float | None = None
+    lag_months: int = 0
+
+
+class Submission(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    file: str
+    sha256: str = Field(max_length=64)
+    figures: int
+    submitted_at: dt.datetime = Field(default_factory=_now)
+    submitted_by: str
+
+
+class Figure(SQLModel, table=True):
+    __table_args__ = (
+        UniqueConstraint("contract_id", "measure_id", "period", "source", "version"),
+        Index("ix_figure_lookup", "contract_id", "period", "measure_id", "version"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    submission_id: int = Field(foreign_key="submission.id", index=True)
+    contract_id: str = Field(foreign_key="contract.id", max_length=100)
+    measure_id: str = Field(max_length=100)
+    period: str = Field(max_length=7)
+    source: str = ""
+    source_rank: int = 0
+    version: int
+    value: float | None = None
+    numerator: float | None = None
+    denominator: float | None = None
+    comment: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    row: int
+
+
+class CheckRun(SQLModel, table=True):
+    __tablename__ = "check_run"
+
+    id: int | None = Field(default=None, primary_key=True)
+    contract_id: str = Field(foreign_key="contract.id", max_length=100)
+    period: str = Field(max_length=7)
+    schedule_version: int
+    assessments: int
+    run_at: dt.datetime = Field(default_factory=_now)
+    run_by: str
+
+
+class Assessment(SQLModel, table=True):
+    contract_id: str = Field(primary_key=True, foreign_key="contract.id", max_length=100)
+    period: str = Field(primary_key=True, max_length=7)
+    measure_id: str = Field(primary_key=True, max_length=100)
+    check_run_id: int = Field(foreign_key="check_run.id", index=True)
+    schedule_version: int
+    figure_period: str = Field(max_length=7)
+    value: float | None = None
+    source: str | None = None
+    sources: int = 0
+    source_spread: float | None = None
+    target_low: float | None = None
+    target_high: float | None = None
+    tolerance_low: float | None = None
+    tolerance_high: float | None = None
+    compared_with: float | None = None
+    status: str = Field(max_length=20)
+    rag: str = Field(max_length=10)
+    direction: str | None = None
+    previous_value: float | None = None
+    change: float | None = None
+    forecast: float | None = None
+    forecast_status: str | None = None
+    reason: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+
+
+class AuditEntry(SQLModel, table=True):
+    __tablename__ = "audit"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: dt.datetime = Field(default_factory=_now)
+    user: str
+    command: str
+    arguments: str = Field(sa_column=Column(Text, nullable=False))
+    counts: str = Field(sa_column=Column(Text, nullable=False))
