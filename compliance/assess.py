@@ -166,7 +166,7 @@ def assess(measures: pd.DataFrame, figures: pd.DataFrame,
     cumulative = (grid["accumulation"] == "cumulative").to_numpy()
     additive = grid["unit"].isin(ADDITIVE_UNITS).to_numpy()
     profiled = cumulative & additive
-    profiles = np.vstack(grid["profile"].to_numpy()) if len(grid) else np.empty((0, 12))
+    profiles = (np.vstack(list(grid["profile"])) if len(grid) else np.empty((0, 12)))
     fraction = profiles[np.arange(len(grid)), elapsed - 1] if len(grid) else np.empty(0)
     scale = np.where(profiled, fraction, 1.0)
     value = grid["value"].to_numpy(dtype=float)
@@ -185,7 +185,7 @@ def assess(measures: pd.DataFrame, figures: pd.DataFrame,
               grid["target_high"].to_numpy(dtype=float),
               grid["tolerance_low"].to_numpy(dtype=float),
               grid["tolerance_high"].to_numpy(dtype=float)),
-        None)
+        np.array(None))
 
     due = grid["due"].to_numpy(dtype=bool)
     year_end_only = (grid["judged"] == "year_end").to_numpy() & (elapsed != 12)
@@ -240,7 +240,7 @@ def _direction(grid: pd.DataFrame) -> pd.DataFrame:
         [polarity == "higher_is_better", polarity == "lower_is_better"],
         [change, -change], default=-closer)
     grid["direction"] = np.where(
-        change.isna(), None,
+        change.isna().to_numpy(), np.array(None),
         np.where(np.isclose(change.fillna(0), 0), "unchanged",
                  np.where(better > 0, "improving", "declining")))
     return grid

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
@@ -213,14 +213,14 @@ def submit(
 
 
 def _submit(tx: Transaction, files: list[Path], contract: str | None) -> dict[str, int]:
-    from compliance.returns import parse_returns
+    from compliance.returns import file_digest, parse_returns
 
     schedules = tx.schedules([contract] if contract else None)
     if not schedules:
         raise ComplianceError("the store holds no contracts: load a schedule first "
                               "(compliance contract load FILE)")
     figures = parse_returns(files, schedules, contract)
-    counts = tx.submit(figures, [str(f) for f in files])
+    counts = tx.submit(figures, {str(f): file_digest(f) for f in files})
     tx.audit("submit", _args(files=files, contract=contract), counts)
     return counts
 
@@ -450,10 +450,6 @@ def _project_root() -> Path:
 def main() -> None:
     """Console entry point."""
     app()
-
-
-def _unused(_: Callable[..., Any]) -> None:
-    return None
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import difflib
+import hashlib
 import io
 import math
 import re
@@ -66,7 +67,7 @@ def _read_csv(data: bytes, file: str) -> list[list[Any]]:
         raise ReturnError(Problem("the file holds NUL bytes: it is not a CSV text file",
                                   file=file))
     try:
-        return [row for row in csv.reader(io.StringIO(text, newline=""))]
+        return list(csv.reader(io.StringIO(text, newline="")))
     except csv.Error as exc:
         raise ReturnError(Problem(f"not a readable CSV: {exc}", file=file)) from None
 
@@ -401,6 +402,10 @@ def _half_step(raw: Any) -> float:
     return 0.5 * 10.0 ** -decimals
 
 
+def file_digest(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
 def parse_returns(paths: Sequence[str | Path], schedules: Mapping[str, Schedule],
                   contract: str | None = None, today: dt.date | None = None) -> pd.DataFrame:
     """Read several returns; every problem of every file is reported before any is accepted."""
@@ -420,9 +425,10 @@ def parse_returns(paths: Sequence[str | Path], schedules: Mapping[str, Schedule]
     figures = pd.concat(frames, ignore_index=True)
     dups = figures.duplicated(["contract", "measure", "period", "source"], keep=False)
     if dups.any() and len(frames) > 1:
-        for rec in figures[dups].itertuples():
-            problems.append(Problem(f"{rec.measure} {rec.period} is also given by another file "
-                                    "of this submission", file=str(rec.file), row=int(rec.row),
-                                    column="measure", measure=str(rec.measure)))
+        for rec in figures[dups].to_dict("records"):
+            problems.append(Problem(f"{rec['measure']} {rec['period']} is also given by another "
+                                    "file of this submission", file=str(rec["file"]),
+                                    row=int(rec["row"]), column="measure",
+                                    measure=str(rec["measure"])))
         raise ReturnError(problems)
     return figures

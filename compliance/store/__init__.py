@@ -7,7 +7,6 @@ assessments are written in bulk.
 
 from __future__ import annotations
 
-import datetime as dt
 import getpass
 import hashlib
 import json
@@ -16,10 +15,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
-from sqlmodel import Session, SQLModel, create_engine
+from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlmodel import Session, SQLModel, col, create_engine
 
 from compliance.errors import StoreError
 from compliance.schedule import Schedule, schedule_from_json
@@ -167,10 +166,10 @@ class Transaction:
     def schedules(self, ids: Sequence[str] | None = None) -> dict[str, Schedule]:
         """The schedule in force (latest version) of each contract, or of the ids given."""
         query = select(ScheduleVersion).join(
-            Contract, (Contract.id == ScheduleVersion.contract_id)
-            & (Contract.current_version == ScheduleVersion.version))
+            Contract, (col(Contract.id) == ScheduleVersion.contract_id)
+            & (col(Contract.current_version) == ScheduleVersion.version))
         if ids is not None:
-            query = query.where(ScheduleVersion.contract_id.in_(list(ids)))  # type: ignore[attr-defined]
+            query = query.where(col(ScheduleVersion.contract_id).in_(list(ids)))
         found = {row.contract_id: schedule_from_json(row.spec_json)
                  for row in self.session.execute(query).scalars()}
         if ids is not None:
@@ -183,7 +182,8 @@ class Transaction:
         return found
 
     def contract_ids(self) -> list[str]:
-        return list(self.session.execute(select(Contract.id).order_by(Contract.id)).scalars())
+        query = select(col(Contract.id)).order_by(col(Contract.id))
+        return list(self.session.execute(query).scalars())
 
     def schedule_version(self, contract_id: str) -> int:
         contract = self.session.get(Contract, contract_id)
@@ -193,38 +193,44 @@ class Transaction:
 
     # --- returns ----------------------------------------------------------------------------
 
-    def submit(self, figures: pd.DataFrame, files: Sequence[str]) -> dict[str, int]:
-        """Store a validated return. A figure already held for its period gets a new version."""
+    def submit(self, figures: pd.DataFrame, files: Mapping[str, str]) -> dict[str, int]:
+        """Store a validated return. A figure already held for its period gets a new version.
+
+        ``files`` maps each file's path (as in the figures' ``file`` column) to its SHA-256.
+        """
+        import pandas as pd
+
         s = self.session
         counts = {"files": len(files), "figures": int(len(figures)), "new_versions": 0}
         if figures.empty:
             return counts
         latest = {
             (c, m, p): v for c, m, p, v in s.execute(
-                select(Figure.contract_id, Figure.measure_id, Figure.period,
+                select(col(Figure.contract_id), col(Figure.measure_id), col(Figure.period),
                        func.max(Figure.version))
-                .where(Figure.contract_id.in_(figures["contract"].unique().tolist()))  # type: ignore[attr-defined]
-                .where(Figure.period.in_(figures["period"].unique().tolist()))  # type: ignore[attr-defined]
-                .group_by(Figure.contract_id, Figure.measure_id, Figure.period))
+                .where(col(Figure.contract_id).in_(figures["contract"].unique().tolist()))
+                .where(col(Figure.period).in_(figures["period"].unique().tolist()))
+                .group_by(col(Figure.contract_id), col(Figure.measure_id), Figure.period))
         }
         keys = list(zip(figures["contract"], figures["measure"], figures["period"], strict=True))
         versions = [latest.get(k, 0) + 1 for k in keys]
+        positions = pd.Series(range(len(figures)), index=figures.index)
         counts["new_versions"] = sum(1 for v in versions if v > 1)
-        for file in files:
+        for file, digest in files.items():
             mine = figures[figures["file"] == file]
-            data = open(file, "rb").read() if os.path.exists(file) else b""
-            sub = Submission(file=os.path.basename(file), sha256=hashlib.sha256(data).hexdigest(),
+            sub = Submission(file=os.path.basename(file), sha256=digest,
                              figures=int(len(mine)), submitted_by=self.user)
             s.add(sub)
             s.flush()
             assert sub.id is not None
-            idx = mine.index
+            records: list[dict[str, Any]] = mine.to_dict("records")  # type: ignore[assignment]
             rows = [
-                dict(submission_id=sub.id, contract_id=r.contract, measure_id=r.measure,
-                     period=r.period, source=r.source, source_rank=int(r.source_rank),
-                     version=versions[i], value=_none(r.value), numerator=_none(r.numerator),
-                     denominator=_none(r.denominator), comment=r.comment or "", row=int(r.row))
-                for i, r in zip(idx, mine.itertuples(index=False), strict=True)
+                dict(submission_id=sub.id, contract_id=r["contract"], measure_id=r["measure"],
+                     period=r["period"], source=r["source"], source_rank=int(r["source_rank"]),
+                     version=versions[i], value=_none(r["value"]),
+                     numerator=_none(r["numerator"]), denominator=_none(r["denominator"]),
+                     comment=r["comment"] or "", row=int(r["row"]))
+                for i, r in zip(positions[mine.index], records, strict=True)
             ]
             if rows:
                 s.execute(insert(Figure), rows)
@@ -235,21 +241,23 @@ class Transaction:
         import pandas as pd
 
         latest = (
-            select(Figure.contract_id, Figure.measure_id, Figure.period,
+            select(col(Figure.contract_id), col(Figure.measure_id), col(Figure.period),
                    func.max(Figure.version).label("version"))
-            .where(Figure.contract_id.in_(list(contracts)))  # type: ignore[attr-defined]
-            .group_by(Figure.contract_id, Figure.measure_id, Figure.period)
+            .where(col(Figure.contract_id).in_(list(contracts)))
+            .group_by(col(Figure.contract_id), col(Figure.measure_id), Figure.period)
         )
         if up_to is not None:
-            latest = latest.where(Figure.period <= up_to)
+            latest = latest.where(col(Figure.period) <= up_to)
         sub = latest.subquery()
-        query = select(
-            Figure.contract_id.label("contract"), Figure.measure_id.label("measure"),  # type: ignore[attr-defined]
-            Figure.period, Figure.value, Figure.numerator, Figure.denominator, Figure.source,
-            Figure.source_rank, Figure.comment, Figure.version,
-        ).join(sub, (Figure.contract_id == sub.c.contract_id)
-               & (Figure.measure_id == sub.c.measure_id) & (Figure.period == sub.c.period)
-               & (Figure.version == sub.c.version))
+        query: Any = select(
+            col(Figure.contract_id).label("contract"), col(Figure.measure_id).label("measure"),
+            col(Figure.period), col(Figure.value), col(Figure.numerator),
+            col(Figure.denominator), col(Figure.source),
+            col(Figure.source_rank), col(Figure.comment), col(Figure.version),
+        ).join(sub, (col(Figure.contract_id) == sub.c.contract_id)
+               & (col(Figure.measure_id) == sub.c.measure_id)
+               & (col(Figure.period) == sub.c.period)
+               & (col(Figure.version) == sub.c.version))
         frame = pd.read_sql(query, self.session.connection())
         return frame.astype({"value": "float64", "numerator": "float64",
                              "denominator": "float64"})
@@ -269,12 +277,12 @@ class Transaction:
             s.add(run)
             s.flush()
             runs += 1
-            s.execute(delete(Assessment).where(Assessment.contract_id == contract)  # type: ignore[arg-type]
-                      .where(Assessment.period == period))  # type: ignore[arg-type]
+            s.execute(delete(Assessment).where(col(Assessment.contract_id) == contract)
+                      .where(col(Assessment.period) == period))
             records = group.rename(columns={"contract": "contract_id", "measure": "measure_id"})
             records = records[_ASSESSMENT_FIELDS].astype(object).where(
                 records[_ASSESSMENT_FIELDS].notna(), None)
-            rows = records.to_dict("records")
+            rows: list[dict[str, Any]] = records.to_dict("records")  # type: ignore[assignment]
             for row in rows:
                 row["check_run_id"] = run.id
                 row["schedule_version"] = versions[str(contract)]
@@ -287,8 +295,8 @@ class Transaction:
     def assessments(self, contract: str, period: str) -> pd.DataFrame:
         import pandas as pd
 
-        query = select(Assessment).where(Assessment.contract_id == contract).where(  # type: ignore[arg-type]
-            Assessment.period == period)  # type: ignore[arg-type]
+        query = select(Assessment).where(col(Assessment.contract_id) == contract).where(
+            col(Assessment.period) == period)
         return pd.read_sql(query, self.session.connection())
 
     # --- audit ------------------------------------------------------------------------------
@@ -299,12 +307,8 @@ class Transaction:
                                     counts=json.dumps(counts, default=str, sort_keys=True)))
 
     def audit_entries(self, limit: int = 50) -> list[AuditEntry]:
-        query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)  # type: ignore[union-attr]
+        query = select(AuditEntry).order_by(col(AuditEntry.id).desc()).limit(limit)
         return list(self.session.execute(query).scalars())
-
-    def mark_current(self, contract_id: str, version: int) -> None:
-        self.session.execute(update(Contract).where(Contract.id == contract_id)  # type: ignore[arg-type]
-                             .values(current_version=version))
 
 
 _ASSESSMENT_FIELDS = [
@@ -314,4 +318,3 @@ _ASSESSMENT_FIELDS = [
     "forecast_status", "reason",
 ]
 
-_ = (dt, SQLAlchemyError)
