@@ -89,8 +89,11 @@ def pick_primary(figures: pd.DataFrame, measures: pd.DataFrame) -> pd.DataFrame:
     """One figure per contract, measure and period: the primary source, with the others noted."""
     keys = ["contract", "measure", "period"]
     if figures.empty:
-        return pd.DataFrame(columns=[*keys, "value", "source", "sources", "source_spread",
-                                     "comment"])
+        return pd.DataFrame({
+            "contract": pd.Series(dtype=object), "measure": pd.Series(dtype=object),
+            "period": pd.Series(dtype=object), "value": pd.Series(dtype=float),
+            "source": pd.Series(dtype=object), "sources": pd.Series(dtype="int64"),
+            "source_spread": pd.Series(dtype=float), "comment": pd.Series(dtype=object)})
     figs = figures.merge(measures[["contract", "measure", "primary_source"]], on=["contract",
                                                                                   "measure"])
     figs["not_primary"] = figs["source"] != figs["primary_source"]

@@ -201,6 +201,8 @@ def _line_of(node: Any, key: Any = None, value: bool = False) -> int | None:
 
 
 _MAX_NODES = 100_000
+_PLAIN_TAGS = frozenset(f"tag:yaml.org,2002:{name}" for name in
+                        ("str", "int", "float", "bool", "null", "map", "seq"))
 
 
 def _check_nodes(root: Any, file: str) -> list[Problem]:
@@ -235,7 +237,7 @@ def _check_nodes(root: Any, file: str) -> list[Problem]:
             continue
         seen.add(id(node))
         tag = str(getattr(node, "tag", "") or "")
-        if tag and not tag.startswith("tag:yaml.org,2002:"):
+        if tag and tag not in _PLAIN_TAGS:
             problems.append(Problem(f"YAML tag {tag!r} is not allowed in a schedule", file=file,
                                     line=node.start_mark.line + 1))
         if isinstance(node, MappingNode):

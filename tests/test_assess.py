@@ -1,0 +1,249 @@
+"""Assessment: statuses, cumulative targets, frequency, lag, direction; band properties."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from compliance.assess import assess, judge, measure_table
+from compliance.schedule import ContractSpec, MeasureSpec, Schedule
+
+
+def schedule(*measures: MeasureSpec, reporting: str = "monthly", cid: str = "c1") -> Schedule:
+    return Schedule(contract=ContractSpec(id=cid, title="T", commissioner="C", provider="P",
+                                          forums=["Group"], reporting=reporting),  # type: ignore[arg-type]
+                    measures=list(measures))
+
+
+def measure(mid: str = "M1", **kw: Any) -> MeasureSpec:
+    base: dict[str, Any] = dict(id=mid, kind="kpi", title=mid, unit="percent",
+                                polarity="higher_is_better", target=90, tolerance=[85, 89.9])
+    base.update(kw)
+    return MeasureSpec.model_validate(base)
+
+
+def figures(rows: list[tuple[str, str, float | None]], contract: str = "c1",
+            source: str = "", comment: str = "") -> pd.DataFrame:
+    return pd.DataFrame([
+        {"contract": contract, "measure": m, "period": p,
+         "value": np.nan if v is None else v, "numerator": np.nan, "denominator": np.nan,
+         "source": source, "source_rank": 0, "comment": comment}
+        for m, p, v in rows])
+
+
+def run(sched: Schedule, rows: list[tuple[str, str, float | None]], periods: list[str],
+        **kw: Any) -> pd.DataFrame:
+    return assess(measure_table([sched]), figures(rows, **kw), periods)
+
+
+def status_of(frame: pd.DataFrame, mid: str = "M1", period: str | None = None) -> str:
+    rows = frame[frame["measure"] == mid]
+    if period:
+        rows = rows[rows["period"] == period]
+    return str(rows["status"].iloc[0])
+
+
+@pytest.mark.parametrize(("polarity", "target", "tolerance", "value", "expected"), [
+    ("higher_is_better", 90, [85, 89.9], 90, "met"),
+    ("higher_is_better", 90, [85, 89.9], 89.95, "within_tolerance"),  # never rounded first
+    ("higher_is_better", 90, [85, 89.9], 85, "within_tolerance"),
+    ("higher_is_better", 90, [85, 89.9], 84.99, "breach"),
+    ("higher_is_better", 90, None, 89.99, "breach"),
+    ("lower_is_better", 22, [22.1, 28.9], 22, "met"),
+    ("lower_is_better", 22, [22.1, 28.9], 28.9, "within_tolerance"),
+    ("lower_is_better", 22, [22.1, 28.9], 29.4, "breach"),
+    ("lower_is_better", 375, 402.9, 382, "within_tolerance"),
+    ("within_range", [20, 30], [15, 35], 25, "met"),
+    ("within_range", [20, 30], [15, 35], 16, "within_tolerance"),
+    ("within_range", [20, 30], [15, 35], 34, "within_tolerance"),
+    ("within_range", [20, 30], [15, 35], 36, "breach"),
+    ("within_range", [20, 30], None, 31, "breach"),
+])
+def test_status_table(polarity: str, target: Any, tolerance: Any, value: float,
+                      expected: str) -> None:
+    sched = schedule(measure(polarity=polarity, target=target, tolerance=tolerance))
+    result = run(sched, [("M1", "2018-09", value)], ["2018-09"])
+    assert status_of(result) == expected
+    assert result["rag"].iloc[0] == {"met": "green", "within_tolerance": "amber",
+                                     "breach": "red"}[expected]
+
+
+def test_missing_and_monitor() -> None:
+    sched = schedule(measure("A"), measure("B"), measure("C", target=None, tolerance=None))
+    result = run(sched, [("A", "2018-09", None), ("C", "2018-09", 12.0)], ["2018-09"],
+                 comment="system down")
+    assert status_of(result, "A") == "not_reported"
+    assert result.set_index("measure").loc["A", "reason"] == "system down"
+    assert status_of(result, "B") == "not_reported"
+    assert result.set_index("measure").loc["B", "reason"] == "no figure in the return"
+    assert status_of(result, "C") == "monitor"
+    assert set(result["rag"]) == {"red", "grey"}
+
+
+def test_cumulative_count_against_profile() -> None:
+    sched = schedule(measure(unit="count", accumulation="cumulative", target=330,
+                             tolerance=300))
+    result = run(sched, [("M1", "2018-09", 160), ("M1", "2018-06", 90)],
+                 ["2018-06", "2018-09"])
+    by_period = result.set_index("period")
+    # June: 3 months elapsed, 330 x 3/12 = 82.5, met; September: 165 against 160 short.
+    assert by_period.loc["2018-06", "profiled_target"] == pytest.approx(82.5)
+    assert by_period.loc["2018-06", "status"] == "met"
+    assert by_period.loc["2018-09", "profiled_target"] == pytest.approx(165)
+    # Tolerance is profiled too: 300 x 6/12 = 150 <= 160.
+    assert by_period.loc["2018-09", "status"] == "within_tolerance"
+    assert by_period.loc["2018-09", "forecast"] == pytest.approx(320)
+    assert by_period.loc["2018-09", "forecast_status"] == "within_tolerance"
+
+
+def test_cumulative_custom_profile() -> None:
+    profile = [0.0, 0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
+    sched = schedule(measure(unit="count", accumulation="cumulative", target=100,
+                             tolerance=None, profile=profile))
+    result = run(sched, [("M1", "2018-09", 41)], ["2018-09"])
+    assert result["profiled_target"].iloc[0] == pytest.approx(40)
+    assert result["status"].iloc[0] == "met"
+
+
+def test_cumulative_rate_is_not_profiled() -> None:
+    sched = schedule(measure(accumulation="cumulative", target=17, tolerance=13))
+    result = run(sched, [("M1", "2018-09", 14.0)], ["2018-09"])
+    assert result["status"].iloc[0] == "within_tolerance"
+    assert np.isnan(result["profiled_target"].iloc[0])
+    assert result["forecast"].iloc[0] == 14.0
+
+
+def test_year_end_judgement() -> None:
+    sched = schedule(measure(accumulation="cumulative", judged="year_end", target=17,
+                             tolerance=13))
+    result = run(sched, [("M1", "2018-09", 10.0), ("M1", "2019-03", 18.0)],
+                 ["2018-09", "2019-03"])
+    by_period = result.set_index("period")
+    assert by_period.loc["2018-09", "status"] == "not_due"
+    assert by_period.loc["2018-09", "forecast_status"] == "breach"
+    assert by_period.loc["2019-03", "status"] == "met"
+
+
+def test_quarterly_measure_not_due_between_quarters() -> None:
+    sched = schedule(measure(), reporting="quarterly")
+    result = run(sched, [("M1", "2018-06", 95.0), ("M1", "2018-09", 80.0)],
+                 ["2018-06", "2018-07", "2018-08", "2018-09"])
+    assert list(result["status"]) == ["met", "not_due", "not_due", "breach"]
+    # Direction compares with the previous due period (June), not July.
+    assert result["direction"].iloc[3] == "declining"
+    assert result["previous_value"].iloc[3] == 95.0
+
+
+def test_annual_and_termly_frequencies() -> None:
+    sched = schedule(measure("A", frequency="annual"), measure("T", frequency="termly"))
+    result = run(sched, [], ["2018-12", "2019-03"])
+    statuses = result.set_index(["measure", "period"])["status"]
+    assert statuses[("A", "2018-12")] == "not_due"
+    assert statuses[("A", "2019-03")] == "not_reported"
+    assert statuses[("T", "2018-12")] == "not_reported"
+    assert statuses[("T", "2019-03")] == "not_due"
+
+
+def test_lagged_figure_is_judged_in_the_later_check() -> None:
+    sched = schedule(measure(lag_months=1))
+    result = run(sched, [("M1", "2018-08", 85.8)], ["2018-09"])
+    assert result["figure_period"].iloc[0] == "2018-08"
+    assert result["status"].iloc[0] == "within_tolerance"
+    assert result["value"].iloc[0] == 85.8
+
+
+def test_direction_follows_polarity() -> None:
+    sched = schedule(measure("H"), measure("L", polarity="lower_is_better", target=22,
+                                           tolerance=[22.1, 28.9]),
+                     measure("R", polarity="within_range", target=[20, 30], tolerance=None))
+    rows = [("H", "2018-08", 80.0), ("H", "2018-09", 85.0),
+            ("L", "2018-08", 20.0), ("L", "2018-09", 25.0),
+            ("R", "2018-08", 40.0), ("R", "2018-09", 33.0)]
+    result = run(sched, rows, ["2018-09"]).set_index("measure")
+    assert result.loc["H", "direction"] == "improving"
+    assert result.loc["L", "direction"] == "declining"
+    assert result.loc["R", "direction"] == "improving"
+    assert result.loc["L", "change"] == pytest.approx(5.0)
+
+
+def test_primary_source_and_spread() -> None:
+    sched = schedule(measure(primary_source="manual"))
+    figs = pd.concat([figures([("M1", "2018-09", 36.9)], source="system"),
+                      figures([("M1", "2018-09", 78.0)], source="manual")], ignore_index=True)
+    figs.loc[1, "source_rank"] = 1
+    result = assess(measure_table([sched]), figs, ["2018-09"])
+    assert result["source"].iloc[0] == "manual"
+    assert result["value"].iloc[0] == 78.0
+    assert result["sources"].iloc[0] == 2
+    assert result["source_spread"].iloc[0] == pytest.approx(41.1)
+
+
+def test_many_contracts_at_once() -> None:
+    a = schedule(measure(), cid="a")
+    b = schedule(measure(polarity="lower_is_better", target=10, tolerance=12), cid="b")
+    figs = pd.concat([figures([("M1", "2018-09", 91.0)], contract="a"),
+                      figures([("M1", "2018-09", 11.0)], contract="b")], ignore_index=True)
+    result = assess(measure_table([a, b]), figs, {"a": ["2018-09"], "b": ["2018-09"]})
+    assert dict(zip(result["contract"], result["status"], strict=True)) == {
+        "a": "met", "b": "within_tolerance"}
+
+
+# --- properties of the band logic -----------------------------------------------------------
+
+finite = st.floats(min_value=0, max_value=1000, allow_nan=False, allow_infinity=False)
+RANK = {"met": 0, "within_tolerance": 1, "breach": 2}
+
+
+def one(value: float, polarity: str, t_low: float, t_high: float, tol_low: float,
+        tol_high: float) -> str:
+    return str(judge(np.array([value]), np.array([polarity]), np.array([t_low]),
+                     np.array([t_high]), np.array([tol_low]), np.array([tol_high]))[0])
+
+
+@given(value=finite, target=finite, width=st.floats(0, 100), extra=st.floats(0, 100),
+       polarity=st.sampled_from(["higher_is_better", "lower_is_better"]))
+@settings(max_examples=300, deadline=None)
+def test_widening_tolerance_never_worsens(value: float, target: float, width: float,
+                                          extra: float, polarity: str) -> None:
+    sign = -1 if polarity == "higher_is_better" else 1
+    narrow = target + sign * width
+    wide = target + sign * (width + extra)
+    before = one(value, polarity, target, target, narrow, narrow)
+    after = one(value, polarity, target, target, wide, wide)
+    assert RANK[after] <= RANK[before]
+
+
+@given(value=finite, target=finite, width=st.floats(0, 100))
+@settings(max_examples=300, deadline=None)
+def test_swapping_polarity_mirrors(value: float, target: float, width: float) -> None:
+    higher = one(value, "higher_is_better", target, target, target - width, target - width)
+    lower = one(-value, "lower_is_better", -target, -target, -(target - width),
+                -(target - width))
+    assert higher == lower
+
+
+@given(value=finite, low=finite, span=st.floats(0, 100), margin=st.floats(0, 50))
+@settings(max_examples=300, deadline=None)
+def test_within_range_is_symmetric(value: float, low: float, span: float,
+                                   margin: float) -> None:
+    high = low + span
+    status = one(value, "within_range", low, high, low - margin, high + margin)
+    mirrored = one(-value, "within_range", -high, -low, -high - margin, -low + margin)
+    assert status == mirrored
+    if low <= value <= high:
+        assert status == "met"
+
+
+@given(value=finite, target=finite, polarity=st.sampled_from(
+    ["higher_is_better", "lower_is_better"]))
+@settings(max_examples=200, deadline=None)
+def test_meeting_target_is_met_whatever_the_band(value: float, target: float,
+                                                 polarity: str) -> None:
+    status = one(value, polarity, target, target, np.nan, np.nan)
+    good = value >= target if polarity == "higher_is_better" else value <= target
+    assert status == ("met" if good else "breach")
