@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from compliance.errors import Problem, ScheduleError
 from compliance.periods import PeriodError, parse_period
+from compliance.yamldoc import line_of, read_yaml
 
 Kind = Literal["kpi", "supporting"]
 Unit = Literal["percent", "rate_per_1k", "rate_per_10k", "rate_per_100k", "count", "days", "number"]
@@ -177,112 +178,17 @@ def _decimals(number: float) -> int:
 # --- loading with line numbers -------------------------------------------------------------
 
 
-def _yaml() -> Any:
-    from ruamel.yaml import YAML
-
-    return YAML(typ="rt", pure=True)
-
-
-def _line_of(node: Any, key: Any = None, value: bool = False) -> int | None:
-    """1-based line of a mapping key (or its value), a sequence item, or the node itself."""
-    lc = getattr(node, "lc", None)
-    if lc is None:
-        return None
-    try:
-        if key is None:
-            return int(lc.line) + 1
-        if isinstance(key, int) and isinstance(node, list):
-            return int(lc.item(key)[0]) + 1
-        if value:
-            return int(lc.value(key)[0]) + 1
-        return int(lc.key(key)[0]) + 1
-    except (KeyError, TypeError, IndexError, AttributeError):
-        return int(lc.line) + 1
-
-
-_MAX_NODES = 100_000
-_PLAIN_TAGS = frozenset(f"tag:yaml.org,2002:{name}" for name in
-                        ("str", "int", "float", "bool", "null", "map", "seq"))
-
-
-def _check_nodes(root: Any, file: str) -> list[Problem]:
-    """Refuse what safe loading alone lets through: repeated keys, tags, alias bombs."""
-    from ruamel.yaml.nodes import MappingNode, SequenceNode
-
-    problems: list[Problem] = []
-    sizes: dict[int, int] = {}
-
-    def size(node: Any) -> int:
-        known = sizes.get(id(node))
-        if known is not None:
-            return known
-        sizes[id(node)] = 1  # guards against recursive aliases
-        total = 1
-        if isinstance(node, MappingNode):
-            total += sum(size(k) + size(v) for k, v in node.value)
-        elif isinstance(node, SequenceNode):
-            total += sum(size(v) for v in node.value)
-        sizes[id(node)] = min(total, _MAX_NODES + 1)
-        return sizes[id(node)]
-
-    if size(root) > _MAX_NODES:
-        return [Problem(f"the document expands to more than {_MAX_NODES} values through its "
-                        "aliases; a schedule is never that large", file=file)]
-
-    seen: set[int] = set()
-    stack = [root]
-    while stack:
-        node = stack.pop()
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        tag = str(getattr(node, "tag", "") or "")
-        if tag and tag not in _PLAIN_TAGS:
-            problems.append(Problem(f"YAML tag {tag!r} is not allowed in a schedule", file=file,
-                                    line=node.start_mark.line + 1))
-        if isinstance(node, MappingNode):
-            first: dict[str, int] = {}
-            for key, value in node.value:
-                name = str(key.value)
-                line = key.start_mark.line + 1
-                if name in first:
-                    problems.append(Problem(
-                        f"{name!r} is given twice in the same block (first at line "
-                        f"{first[name]}); keep one", file=file, line=line))
-                else:
-                    first[name] = line
-                stack.extend((key, value))
-        elif isinstance(node, SequenceNode):
-            stack.extend(node.value)
-    return problems
-
-
-def _plain(node: Any) -> Any:
-    """Turn ruamel's round-trip containers into plain Python values."""
-    if isinstance(node, dict):
-        return {str(k): _plain(v) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_plain(v) for v in node]
-    if isinstance(node, bool) or node is None:
-        return node
-    if isinstance(node, int):
-        return int(node)
-    if isinstance(node, float):
-        return float(node)
-    return str(node)
-
-
 def _locate(raw: Any, loc: tuple[Any, ...]) -> tuple[int | None, str | None]:
     """Follow a pydantic error location into the YAML tree; return (line, measure id)."""
     node = raw
-    line = _line_of(raw)
+    line = line_of(raw)
     measure = None
     for index, part in enumerate(loc):
         if isinstance(node, dict) and part in node:
-            line = _line_of(node, part, value=index < len(loc) - 1) or line
+            line = line_of(node, part, value=index < len(loc) - 1) or line
             node = node[part]
         elif isinstance(node, list) and isinstance(part, int) and part < len(node):
-            line = _line_of(node, part) or line
+            line = line_of(node, part) or line
             node = node[part]
         else:
             break
@@ -341,39 +247,10 @@ def load_schedule(path: str | Path) -> Schedule:
 def validate_schedule(path: str | Path) -> tuple[Schedule | None, list[Problem]]:
     """Parse a schedule; return it (None if it cannot be accepted) and every problem found."""
     file = str(path)
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        return None, [Problem(f"cannot read the schedule: {exc.strerror or exc}", file=file)]
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        return None, [Problem(f"not UTF-8 text (byte {exc.start}); save the schedule as UTF-8",
-                              file=file)]
-    if not text.strip():
-        return None, [Problem("the schedule is empty", file=file)]
-
-    from ruamel.yaml.error import MarkedYAMLError, YAMLError
-
-    try:
-        root = _yaml().compose(text)
-        problems: list[Problem] = _check_nodes(root, file) if root is not None else []
-        if any("expands to more" in p.message or "tag" in p.message for p in problems):
-            return None, problems
-        # Repeated keys are reported above with both lines; loading goes on so that every
-        # other problem of the file is reported too.
-        loader = _yaml()
-        loader.allow_duplicate_keys = True
-        raw = loader.load(text)
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
-        problem = " ".join(str(p) for p in (exc.context, exc.problem) if p)
-        return None, [Problem(f"not valid YAML: {problem}", file=file, line=line)]
-    except YAMLError as exc:
-        return None, [Problem(f"not valid YAML: {exc}", file=file)]
-
-    plain = _plain(raw)
+    loaded = read_yaml(path, "schedule")
+    if isinstance(loaded, list):
+        return None, loaded
+    raw, plain, problems, data = loaded
     problems = [_with_measure(p, raw) for p in problems]
     if not isinstance(plain, dict):
         return None, [Problem("a schedule must be a mapping with 'contract' and 'measures'",
@@ -383,7 +260,7 @@ def validate_schedule(path: str | Path) -> tuple[Schedule | None, list[Problem]]
             match = difflib.get_close_matches(key, ["contract", "measures"], n=1)
             hint = f" (did you mean {match[0]!r}?)" if match else ""
             problems.append(Problem(f"unknown top-level key {key!r}{hint}", file=file,
-                                    line=_line_of(raw, key)))
+                                    line=line_of(raw, key)))
     for key in ("contract", "measures"):
         if key not in plain:
             problems.append(Problem(f"missing the {key!r} block", file=file, line=1))
@@ -396,18 +273,18 @@ def validate_schedule(path: str | Path) -> tuple[Schedule | None, list[Problem]]
             problems.extend(_pydantic_problems(exc, raw, file, ("contract",), ContractSpec))
     elif "contract" in plain:
         problems.append(Problem("'contract' must be a mapping", file=file,
-                                line=_line_of(raw, "contract")))
+                                line=line_of(raw, "contract")))
 
     measures: list[MeasureSpec] = []
     raw_measures = plain.get("measures")
     if raw_measures is not None and not isinstance(raw_measures, list):
         problems.append(Problem("'measures' must be a list", file=file,
-                                line=_line_of(raw, "measures")))
+                                line=line_of(raw, "measures")))
         raw_measures = []
     for index, item in enumerate(raw_measures or []):
         if not isinstance(item, dict):
             problems.append(Problem("each measure must be a mapping", file=file,
-                                    line=_line_of(raw["measures"], index)))
+                                    line=line_of(raw["measures"], index)))
             continue
         try:
             measures.append(MeasureSpec.model_validate(item))
@@ -416,7 +293,7 @@ def validate_schedule(path: str | Path) -> tuple[Schedule | None, list[Problem]]
 
     if raw_measures is not None and not raw_measures and "measures" in plain:
         problems.append(Problem("the schedule lists no measures", file=file,
-                                line=_line_of(raw, "measures")))
+                                line=line_of(raw, "measures")))
 
     lines = {m.id: _measure_line(raw, m.id) for m in measures}
     problems.extend(_clause_problems(measures, contract, file, raw, lines))
@@ -437,7 +314,7 @@ def _with_measure(problem: Problem, raw: Any) -> Problem:
         return problem
     owner = None
     for index, item in enumerate(raw.get("measures") or []):
-        start = _line_of(raw["measures"], index)
+        start = line_of(raw["measures"], index)
         if isinstance(item, dict) and start is not None and start <= problem.line:
             owner = str(item.get("id"))
     if owner is None:
@@ -449,14 +326,14 @@ def _with_measure(problem: Problem, raw: Any) -> Problem:
 def _measure_line(raw: Any, measure_id: str) -> int | None:
     for index, item in enumerate(raw.get("measures") or []):
         if isinstance(item, dict) and str(item.get("id")) == measure_id:
-            return _line_of(raw["measures"], index)
+            return line_of(raw["measures"], index)
     return None
 
 
 def _key_line(raw: Any, measure_id: str, key: str) -> int | None:
     for item in raw.get("measures") or []:
         if isinstance(item, dict) and str(item.get("id")) == measure_id and key in item:
-            return _line_of(item, key)
+            return line_of(item, key)
     return _measure_line(raw, measure_id)
 
 
@@ -504,7 +381,7 @@ def _clause_problems(measures: list[MeasureSpec], contract: ContractSpec | None,
     if contract is not None and contract.starts and contract.ends \
             and contract.ends < contract.starts:
         yield Problem("the contract ends before it starts", file=file,
-                      line=_line_of(raw.get("contract"), "ends"))
+                      line=line_of(raw.get("contract"), "ends"))
 
 
 def _target_problems(m: MeasureSpec, at: Any) -> Iterator[Problem]:
