@@ -12,12 +12,12 @@ import numpy as np
 import pandas as pd
 
 from compliance.periods import from_index, month_index
+from compliance.returns import TERM_END_MONTHS
 from compliance.schedule import ADDITIVE_UNITS, Schedule
 
 STATUSES = ("met", "within_tolerance", "breach", "not_reported", "not_due", "monitor")
 RAG = {"met": "green", "within_tolerance": "amber", "breach": "red", "not_reported": "red",
        "not_due": "grey", "monitor": "grey"}
-TERM_END_MONTHS = (12, 4, 7)  # autumn, spring and summer terms
 
 ASSESSMENT_COLUMNS = [
     "contract", "measure", "kind", "period", "figure_period", "value", "source", "sources",

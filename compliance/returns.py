@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from compliance.errors import Problem, ReturnError
-from compliance.periods import PeriodError, parse_period
+from compliance.periods import PeriodError, months_elapsed, parse_period
 from compliance.schedule import ADDITIVE_UNITS, UNIT_SCALE, Schedule
 
 if TYPE_CHECKING:
@@ -29,6 +29,7 @@ FIGURE_COLUMNS = ["contract", "measure", "period", "value", "numerator", "denomi
 LONG_REQUIRED = ("measure", "period", "value")
 LONG_OPTIONAL = ("numerator", "denominator", "source", "comment", "contract")
 WIDE_EXTRA = ("contract", "source", "comment")
+TERM_END_MONTHS = (12, 4, 7)  # autumn, spring and summer terms end
 MISSING_MARKERS = frozenset({"", "n/a", "na", "-", "--", "unavailable", "not available",
                              "not reported", "null", "none", "."})
 _THOUSANDS = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$")
@@ -59,7 +60,7 @@ def _read_csv(data: bytes, file: str) -> list[list[Any]]:
         try:
             text = data.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
-            line = data[: exc.start].count(b"\n") + 1
+            line = _row_of_byte(data, exc.start)
             raise ReturnError(Problem(
                 f"not UTF-8 text: byte 0x{data[exc.start]:02x} cannot be read; save the file "
                 "as 'CSV UTF-8'", file=file, row=line)) from None
@@ -70,6 +71,33 @@ def _read_csv(data: bytes, file: str) -> list[list[Any]]:
         return list(csv.reader(io.StringIO(text, newline="")))
     except csv.Error as exc:
         raise ReturnError(Problem(f"not a readable CSV: {exc}", file=file)) from None
+
+
+_LOOKALIKES = str.maketrans({"l": "1", "I": "1", "O": "0", "o": "0"})
+
+
+def _row_of_byte(data: bytes, offset: int) -> int:
+    """The spreadsheet row holding a byte, counting quoted line breaks as one row."""
+    text = data[:offset].decode("utf-8", errors="replace")
+    rows = list(csv.reader(io.StringIO(text + "\x00", newline="")))
+    return max(len(rows), 1)
+
+
+def closest(word: str, choices: list[str]) -> str | None:
+    """The likeliest intended choice; of equally close ones, the one differing in fewest places."""
+    lookalike = word.translate(_LOOKALIKES)
+    if lookalike in choices:
+        return lookalike
+    matches = difflib.get_close_matches(word, choices, n=5, cutoff=0.6)
+    if not matches:
+        return None
+
+    def score(choice: str) -> tuple[float, int]:
+        ratio = difflib.SequenceMatcher(None, word, choice).ratio()
+        same = sum(a == b for a, b in zip(word, choice, strict=False)) - abs(len(word) - len(choice))
+        return (-ratio, -same)
+
+    return min(matches, key=score)
 
 
 def _read_xlsx(data: bytes, file: str) -> list[list[Any]]:
@@ -137,11 +165,15 @@ class _Collector:
     def __init__(self, file: str) -> None:
         self.file = file
         self.problems: list[Problem] = []
+        self._seen: set[Problem] = set()
 
     def add(self, message: str, row: int | None = None, column: str | None = None,
             measure: str | None = None) -> None:
-        self.problems.append(Problem(message, file=self.file, row=row, column=column,
-                                     measure=measure))
+        problem = Problem(message, file=self.file, row=row, column=column, measure=measure)
+        # A wide-form row is checked once per period column; say its problem once.
+        if problem not in self._seen:
+            self._seen.add(problem)
+            self.problems.append(problem)
 
 
 def _header(rows: list[list[Any]], first_row: int, out: _Collector) -> tuple[int, list[str]]:
@@ -275,11 +307,14 @@ def _validate(records: list[dict[str, Any]], schedules: Mapping[str, Schedule],
         row = rec["row"]
         value_col = rec.get("value_column", "value")
         row_contract = _text(rec.get("contract")) or contract
+        if row_contract is None:
+            out.add("the contract is blank (other rows name theirs)", row=row,
+                    column="contract")
+            continue
         if contract is not None and row_contract != contract:
             out.add(f"this row is for contract {row_contract!r} but the return was submitted "
                     f"for {contract!r}", row=row, column="contract")
             continue
-        assert row_contract is not None
         schedule = schedules.get(row_contract)
         if schedule is None:
             match = difflib.get_close_matches(row_contract, list(schedules), n=1)
@@ -297,8 +332,8 @@ def _validate(records: list[dict[str, Any]], schedules: Mapping[str, Schedule],
             if key in folded:
                 measure_id = folded[key]
             else:
-                match = difflib.get_close_matches(measure_id, ids, n=1)
-                hint = f" (did you mean {match[0]!r}?)" if match else ""
+                match = closest(measure_id, ids)
+                hint = f" (did you mean {match!r}?)" if match else ""
                 out.add(f"measure {measure_id!r} is not in the schedule of {row_contract}{hint}",
                         row=row, column="measure")
                 continue
@@ -326,6 +361,16 @@ def _validate(records: list[dict[str, Any]], schedules: Mapping[str, Schedule],
             out.add(f"period {period} is outside the contract ({span})", row=row,
                     column=rec.get("period_column", "period"), measure=measure_id)
 
+        frequency = schedule.frequency(measure)
+        elapsed = months_elapsed(period, spec.year_start_month)
+        misdated = ((frequency == "quarterly" and elapsed % 3)
+                    or (frequency == "annual" and elapsed != 12)
+                    or (frequency == "termly" and int(period[5:]) not in TERM_END_MONTHS))
+        if misdated:
+            out.add(f"{measure_id} is a {frequency} measure: date its figure by the last month "
+                    f"of the {'quarter' if frequency == 'quarterly' else 'period'}, not "
+                    f"{period}", row=row, column=rec.get("period_column", "period"),
+                    measure=measure_id)
         value, why = _number(rec.get("value"))
         if why:
             out.add(why, row=row, column=value_col, measure=measure_id)
@@ -339,10 +384,14 @@ def _validate(records: list[dict[str, Any]], schedules: Mapping[str, Schedule],
         if why_n or why_d:
             continue
         unit = measure.unit
+        negative = False
         for name, number in (("numerator", numerator), ("denominator", denominator)):
             if number is not None and number < 0:
                 out.add(f"{name} {number:g} is negative", row=row, column=name,
                         measure=measure_id)
+                negative = True
+        if negative:
+            continue
         if denominator is not None and denominator == 0 and numerator is not None:
             out.add("denominator is 0", row=row, column="denominator", measure=measure_id)
             continue
@@ -351,8 +400,7 @@ def _validate(records: list[dict[str, Any]], schedules: Mapping[str, Schedule],
             value = numerator / denominator * UNIT_SCALE[unit]
         if value is not None:
             if unit == "percent" and not 0 <= value <= 100:
-                hint = " (a fraction? write 29.4 for 29.4%)" if 0 < abs(value) <= 1 else ""
-                out.add(f"{value:g} is not a percentage (0-100){hint}", row=row,
+                out.add(f"{value:g} is not a percentage (0-100)", row=row,
                         column=value_col, measure=measure_id)
             elif unit != "number" and value < 0:
                 out.add(f"{value:g} is negative; a {unit.replace('_', ' ')} cannot be",

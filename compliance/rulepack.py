@@ -1,0 +1,289 @@
+"""Rule packs: escalation policy as data (``rules/*.yaml``), validated with located messages.
+
+A pack has settings (every number of the policy, named) and rules. A rule is a condition on
+one fact (a measure's figure for one period, with the features that span periods) and an
+outcome: a record (performance or missing-data breach, data-quality, watch), an escalation
+to a level of the contract's ladder, or the resolution of an open escalation.
+
+This module compiles packs into durable-rules' JSON condition language and also evaluates the
+same conditions over a DataFrame, which picks the facts that can fire a rule before they are
+handed to the engine. It never imports durable itself.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from compliance.errors import ComplianceError, Problem
+from compliance.yamldoc import line_of, read_yaml
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from compliance.schedule import Schedule
+
+
+class RulesError(ComplianceError):
+    """A rule pack, or a contract's settings for it, that cannot be used."""
+
+
+# The fields of a fact, and whether rules compare them as text or as numbers.
+FIELDS: dict[str, type] = {
+    "status": str, "kind": str, "unit": str, "polarity": str, "frequency": str,
+    "direction": str, "value": float, "sources": float, "source_spread": float,
+    "source_spread_fraction": float, "consecutive_breaches": float,
+    "consecutive_missing": float, "consecutive_deteriorating": float, "good_run": float,
+}
+OPERATORS = {"eq": "$eq", "ne": "$neq", "gt": "$gt", "gte": "$gte", "lt": "$lt", "lte": "$lte",
+             "in": "$in"}
+RecordType = Literal["performance", "missing_data", "data_quality", "watch"]
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class OutcomeSpec(_Spec):
+    record: RecordType | None = None
+    severity: Literal["major", "minor"] | None = None
+    escalate: int | None = Field(default=None, ge=1)
+    resolve: bool = False
+
+
+class RuleSpec(_Spec):
+    id: str
+    description: str
+    when: dict[str, Any]
+    then: OutcomeSpec
+
+
+class RulePack(_Spec):
+    pack: str
+    title: str
+    settings: dict[str, float] = Field(default_factory=dict)
+    rules: list[RuleSpec]
+    path: str = ""
+
+    def rule(self, rule_id: str) -> RuleSpec:
+        for rule in self.rules:
+            if rule.id == rule_id:
+                return rule
+        raise KeyError(rule_id)
+
+    def max_level(self) -> int:
+        return max((r.then.escalate or 0 for r in self.rules), default=0)
+
+
+def rules_dir() -> Path:
+    """Where packs live: $COMPLIANCE_RULES, else the project's rules/ folder, else ./rules."""
+    env = os.environ.get("COMPLIANCE_RULES")
+    if env:
+        return Path(env)
+    here = Path(__file__).resolve().parent.parent / "rules"
+    return here if here.is_dir() else Path.cwd() / "rules"
+
+
+def pack_path(name: str) -> Path:
+    if name.endswith((".yaml", ".yml")) or os.sep in name:
+        return Path(name)
+    return rules_dir() / f"{name}.yaml"
+
+
+def load_pack(name: str) -> RulePack:
+    pack, problems = validate_pack(pack_path(name))
+    if pack is None or any(p.severity == "error" for p in problems):
+        raise RulesError(problems)
+    return pack
+
+
+def validate_pack(path: str | Path) -> tuple[RulePack | None, list[Problem]]:
+    file = str(path)
+    if not Path(path).exists():
+        known = sorted(p.stem for p in rules_dir().glob("*.yaml"))
+        return None, [Problem(f"no rule pack at {file}; the packs are: {', '.join(known)}",
+                              file=file)]
+    loaded = read_yaml(path, "rule pack")
+    if isinstance(loaded, list):
+        return None, loaded
+    raw, plain, problems, _ = loaded
+    if not isinstance(plain, dict):
+        return None, [Problem("a rule pack must be a mapping with pack, settings and rules",
+                              file=file, line=1)]
+    try:
+        pack = RulePack.model_validate({**plain, "path": file})
+    except ValidationError as exc:
+        for error in exc.errors():
+            loc = tuple(error["loc"])
+            node, line = raw, 1
+            for part in loc:
+                try:
+                    line = line_of(node, part, value=False) or line
+                    node = node[part]
+                except (KeyError, IndexError, TypeError):
+                    break
+            where = ".".join(str(p) for p in loc)
+            if error["type"] == "extra_forbidden":
+                message = f"unknown key {where!r}"
+            else:
+                message = f"{where}: {error['msg']}"
+            problems.append(Problem(message, file=file, line=line))
+        return None, problems
+
+    seen: set[str] = set()
+    for index, rule in enumerate(pack.rules):
+        node = raw["rules"][index]
+        line = line_of(raw["rules"], index)
+        if rule.id in seen:
+            problems.append(Problem(f"rule id {rule.id!r} is used twice", file=file, line=line))
+        seen.add(rule.id)
+        if not rule.when:
+            problems.append(Problem(f"rule {rule.id}: 'when' is empty", file=file, line=line))
+        for field, test in rule.when.items():
+            fline = line_of(node["when"], field) or line
+            problems.extend(_condition_problems(rule.id, field, test, pack.settings, file, fline))
+        then = rule.then
+        if then.record is None and then.escalate is None and not then.resolve:
+            problems.append(Problem(f"rule {rule.id}: 'then' does nothing (give record, "
+                                    "escalate or resolve)", file=file, line=line))
+        if then.record in ("performance", "missing_data") and then.severity is None:
+            problems.append(Problem(f"rule {rule.id}: a breach record needs a severity",
+                                    file=file, line=line))
+    return pack, problems
+
+
+def _condition_problems(rule_id: str, field: str, test: Any, settings: Mapping[str, float],
+                        file: str, line: int | None) -> list[Problem]:
+    problems: list[Problem] = []
+    if field not in FIELDS:
+        match = difflib.get_close_matches(field, list(FIELDS), n=1)
+        hint = f" (did you mean {match[0]!r}?)" if match else ""
+        return [Problem(f"rule {rule_id}: unknown field {field!r} in a condition{hint}",
+                        file=file, line=line)]
+    tests = test.items() if isinstance(test, dict) else [("eq", test)]
+    for op, operand in tests:
+        if op not in OPERATORS:
+            problems.append(Problem(f"rule {rule_id}: unknown comparison {op!r} for {field} "
+                                    f"(use one of {', '.join(OPERATORS)})", file=file,
+                                    line=line))
+            continue
+        operands = operand if op == "in" else [operand]
+        if op == "in" and not isinstance(operand, list):
+            problems.append(Problem(f"rule {rule_id}: 'in' needs a list", file=file,
+                                    line=line))
+            continue
+        for value in operands:
+            if FIELDS[field] is float and isinstance(value, str) and value not in settings:
+                match = difflib.get_close_matches(value, list(settings), n=1)
+                hint = f" (did you mean {match[0]!r}?)" if match else ""
+                problems.append(Problem(f"rule {rule_id}: {value!r} is not a setting of this "
+                                        f"pack{hint}", file=file, line=line))
+    return problems
+
+
+def effective_settings(pack: RulePack, schedule: Schedule) -> dict[str, float]:
+    """The pack's settings with the contract's overrides; unknown overrides are refused."""
+    overrides = schedule.contract.settings
+    unknown = [k for k in overrides if k not in pack.settings]
+    problems = []
+    for key in unknown:
+        match = difflib.get_close_matches(key, list(pack.settings), n=1)
+        hint = f" (did you mean {match[0]!r}?)" if match else ""
+        problems.append(Problem(f"contract setting {key!r} is not a setting of rule pack "
+                                f"{pack.pack!r}{hint}", file=schedule.path or None))
+    if pack.max_level() > len(schedule.contract.forums):
+        problems.append(Problem(
+            f"rule pack {pack.pack!r} escalates to level {pack.max_level()} but the contract's "
+            f"ladder has {len(schedule.contract.forums)} forums", file=schedule.path or None))
+    if problems:
+        raise RulesError(problems)
+    return {**pack.settings, **overrides}
+
+
+def _operand(field: str, value: Any, settings: Mapping[str, float]) -> Any:
+    if FIELDS[field] is float and isinstance(value, str):
+        return settings[value]
+    return value
+
+
+def compile_rule(rule: RuleSpec, settings: Mapping[str, float]) -> dict[str, Any]:
+    """One rule in durable-rules' JSON condition language (without its action)."""
+    terms: list[dict[str, Any]] = []
+    for field, test in rule.when.items():
+        tests = test.items() if isinstance(test, dict) else [("eq", test)]
+        for op, operand in tests:
+            if op == "in":
+                terms.append({"$or": [{field: _operand(field, v, settings)} for v in operand]})
+            elif op == "eq":
+                terms.append({field: _operand(field, operand, settings)})
+            else:
+                terms.append({OPERATORS[op]: {field: _operand(field, operand, settings)}})
+    condition = terms[0] if len(terms) == 1 else {"$and": terms}
+    return {"all": [{"m": condition}]}
+
+
+def compile_pack(pack: RulePack, settings: Mapping[str, float]) -> dict[str, dict[str, Any]]:
+    return {rule.id: compile_rule(rule, settings) for rule in pack.rules}
+
+
+def evaluate(pack: RulePack, settings: Mapping[str, float], facts: pd.DataFrame
+             ) -> pd.DataFrame:
+    """The same conditions over a DataFrame of facts: one boolean column per rule."""
+    import pandas as pd
+
+    out = {}
+    for rule in pack.rules:
+        mask = pd.Series(True, index=facts.index)
+        for field, test in rule.when.items():
+            column = facts[field] if field in facts else pd.Series(None, index=facts.index,
+                                                                    dtype=object)
+            tests = test.items() if isinstance(test, dict) else [("eq", test)]
+            for op, operand in tests:
+                if op == "in":
+                    values = [_operand(field, v, settings) for v in operand]
+                    mask &= column.isin(values)
+                    continue
+                value = _operand(field, operand, settings)
+                present = column.notna()
+                if op == "eq":
+                    mask &= present & (column == value)
+                elif op == "ne":
+                    mask &= present & (column != value)
+                elif op == "gt":
+                    mask &= present & (column > value)
+                elif op == "gte":
+                    mask &= present & (column >= value)
+                elif op == "lt":
+                    mask &= present & (column < value)
+                elif op == "lte":
+                    mask &= present & (column <= value)
+        out[rule.id] = mask.fillna(False).astype(bool)
+    return pd.DataFrame(out, index=facts.index)
+
+
+def describe(rule: RuleSpec, settings: Mapping[str, float]) -> str:
+    """The rule's description with its settings' values written in."""
+    text = rule.description
+    for name in sorted(settings, key=len, reverse=True):
+        value = settings[name]
+        shown = f"{value:g}"
+        if name.endswith("_fraction"):
+            shown = f"{value * 100:g}%"
+        text = text.replace(name, shown)
+    return text
+
+
+def settings_used(rule: RuleSpec, settings: Mapping[str, float]) -> dict[str, float]:
+    used: dict[str, float] = {}
+    for field, test in rule.when.items():
+        tests = test.items() if isinstance(test, dict) else [("eq", test)]
+        for _, operand in tests:
+            for value in operand if isinstance(operand, list) else [operand]:
+                if FIELDS.get(field) is float and isinstance(value, str) and value in settings:
+                    used[value] = settings[value]
+    return used
