@@ -94,7 +94,8 @@ def closest(word: str, choices: list[str]) -> str | None:
 
     def score(choice: str) -> tuple[float, int]:
         ratio = difflib.SequenceMatcher(None, word, choice).ratio()
-        same = sum(a == b for a, b in zip(word, choice, strict=False)) - abs(len(word) - len(choice))
+        same = sum(a == b for a, b in zip(word, choice, strict=False))
+        same -= abs(len(word) - len(choice))
         return (-ratio, -same)
 
     return min(matches, key=score)

@@ -30,8 +30,8 @@ from tests.conftest import (
 def test_help_does_not_import_heavy_libraries() -> None:
     code = ("import sys\nfrom compliance.cli import app\ntry:\n    app(['--help'])\n"
             "except SystemExit:\n    pass\n"
-            "print('loaded:' + ','.join(m for m in ('pandas', 'sqlalchemy', 'sqlmodel', 'durable', 'numpy')"
-            " if m in sys.modules))")
+            "heavy = ('pandas', 'sqlalchemy', 'sqlmodel', 'durable', 'numpy')\n"
+            "print('loaded:' + ','.join(m for m in heavy if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=ROOT)
     assert "Usage" in out.stdout
