@@ -137,7 +137,11 @@ def assess(measures: pd.DataFrame, figures: pd.DataFrame,
     last = wanted.groupby("contract")["pidx"].max()
     first = wanted.groupby("contract")["pidx"].min()
     if not figures.empty:
-        fig_first = (figures["period"].map(month_index).groupby(figures["contract"]).min())
+        # The first period in which some figure is due: a lagged figure is due later.
+        lags = figures[["contract", "measure"]].merge(
+            measures[["contract", "measure", "lag_months"]], how="left")["lag_months"]
+        due_at = figures["period"].map(month_index).to_numpy() + lags.fillna(0).to_numpy()
+        fig_first = pd.Series(due_at, index=figures.index).groupby(figures["contract"]).min()
         first = pd.concat([first, fig_first.reindex(first.index)], axis=1).min(axis=1)
     spans = pd.DataFrame({"first": first.astype(int), "last": last.astype(int)})
     lengths = (spans["last"] - spans["first"] + 1).to_numpy()
@@ -148,6 +152,8 @@ def assess(measures: pd.DataFrame, figures: pd.DataFrame,
     })
     grid = grid.merge(measures, on="contract")
     grid = grid[grid["pidx"] >= grid["starts"]]
+    if grid.empty:
+        return pd.DataFrame(columns=ASSESSMENT_COLUMNS)
 
     grid["fidx"] = grid["pidx"] - grid["lag_months"]
     month = (grid["fidx"].to_numpy() % 12) + 1
@@ -220,7 +226,43 @@ def assess(measures: pd.DataFrame, figures: pd.DataFrame,
         grid = grid.merge(wanted[["contract", "period"]], on=["contract", "period"])
     grid = grid.sort_values(["contract", "period", "order"], kind="stable")
     return grid.reindex(columns=[*ASSESSMENT_COLUMNS, "due", "order", "unit", "polarity",
-                                 "accumulation", "elapsed"]).reset_index(drop=True)
+                                 "frequency", "accumulation", "elapsed"]).reset_index(drop=True)
+
+
+def _run_length(flag: pd.Series, keys: list[pd.Series]) -> pd.Series:
+    """Length of the run of True ending at each row, within each group (rows in order)."""
+    breaks = (~flag).astype("int64").groupby(keys).cumsum()
+    return flag.astype("int64").groupby([*keys, breaks]).cumsum()
+
+
+FEATURES = ("consecutive_breaches", "consecutive_missing", "consecutive_deteriorating",
+            "good_run", "source_spread_fraction")
+
+
+def add_features(history: pd.DataFrame) -> pd.DataFrame:
+    """What spans periods, as columns of each measure-period, so a rule reads one fact.
+
+    Runs count judged periods only: a period in which the measure is not due neither breaks
+    nor extends a run.
+    """
+    frame = history.sort_values(["contract", "measure", "period"], kind="stable").copy()
+    judged = frame["status"] != "not_due"
+    rows = frame[judged]
+    keys = [rows["contract"], rows["measure"]]
+    status = rows["status"]
+    for name in FEATURES[:4]:
+        frame[name] = 0
+    frame.loc[rows.index, "consecutive_breaches"] = _run_length(status == "breach", keys)
+    frame.loc[rows.index, "consecutive_missing"] = _run_length(status == "not_reported", keys)
+    frame.loc[rows.index, "consecutive_deteriorating"] = _run_length(
+        rows["direction"] == "declining", keys)
+    frame.loc[rows.index, "good_run"] = _run_length(
+        status.isin(["met", "within_tolerance"]), keys)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        fraction = frame["source_spread"] / frame["value"].abs()
+    frame["source_spread_fraction"] = fraction.where(np.isfinite(fraction))
+    return frame.sort_values(["contract", "period", "order"], kind="stable").reset_index(
+        drop=True)
 
 
 def _direction(grid: pd.DataFrame) -> pd.DataFrame:

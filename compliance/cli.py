@@ -76,14 +76,21 @@ def _console(stderr: bool = False) -> Console:
                    width=None if sys.stdout.isatty() else 160)
 
 
-def _fail(problems: list[Problem], code: int = 1) -> NoReturn:
+def _say_problems(problems: list[Problem]) -> None:
+    from rich.text import Text
+
     err = _console(stderr=True)
     for problem in problems:
         style = "red" if problem.severity == "error" else "yellow"
-        err.print(f"[{style}]{problem}[/{style}]", markup=True, highlight=False)
+        err.print(Text(str(problem), style=style))
+
+
+def _fail(problems: list[Problem], code: int = 1, writes: bool = True) -> NoReturn:
+    _say_problems(problems)
     errors = sum(1 for p in problems if p.severity == "error")
     if errors > 1:
-        err.print(f"{errors} errors; nothing was written.")
+        _console(stderr=True).print(
+            f"{errors} errors" + ("; nothing was written." if writes else "."))
     raise typer.Exit(code)
 
 
@@ -102,6 +109,10 @@ def _user_errors() -> Iterator[None]:
 def _info(message: str) -> None:
     if not state.quiet:
         _console(stderr=True).print(message, markup=False, highlight=False)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def _store() -> Store:
@@ -142,12 +153,11 @@ def contract_validate(
         schedule, found = validate_schedule(file)
         problems.extend(found)
         if schedule is not None and not any(p.severity == "error" for p in found):
-            _info(f"{file}: ok: {schedule.id}, {len(schedule.measures)} measures"
+            _info(f"{file}: ok: {schedule.id}, {_plural(len(schedule.measures), 'measure')}"
                   + (f", {len(found)} warnings" if found else ""))
     if any(p.severity == "error" for p in problems):
-        _fail(problems)
-    for problem in problems:
-        _console(stderr=True).print(f"[yellow]{problem}[/yellow]")
+        _fail(problems, writes=False)
+    _say_problems(problems)
 
 
 @contract_app.command("load")
@@ -158,6 +168,11 @@ def contract_load(
     with _user_errors():
         schedules = _load_schedules(files)
         store = _store()
+        from rich.text import Text
+
+        for schedule in schedules:
+            for warning in schedule.warnings:
+                _console(stderr=True).print(Text(warning, style="yellow"))
         with store.transaction(state.user) as tx:
             results = {s.id: tx.load_schedule(s) for s in schedules}
             tx.audit("contract load", _args(files=files),
@@ -207,7 +222,8 @@ def submit(
         store = _store()
         with store.transaction(state.user) as tx:
             counts = _submit(tx, files, contract)
-        _info(f"{counts['figures']} figures from {counts['files']} file(s) stored"
+        _info(f"{_plural(counts['figures'], 'figure')} from "
+              f"{_plural(counts['files'], 'file')} stored"
               + (f"; {counts['new_versions']} replace earlier versions"
                  if counts["new_versions"] else ""))
 
@@ -278,6 +294,14 @@ def _check(tx: Transaction, contracts: list[str], periods: list[str],
     if not schedules:
         raise ComplianceError("the store holds no contracts: load a schedule first "
                               "(compliance contract load FILE)")
+    for cid, schedule in schedules.items():
+        spec = schedule.contract
+        outside = [p for p in periods if (spec.starts and p < spec.starts)
+                   or (spec.ends and p > spec.ends)]
+        if outside and len(schedules) == 1:
+            raise ComplianceError(Problem(
+                f"{', '.join(outside)} is outside contract {cid} ({spec.starts or '...'} to "
+                f"{spec.ends or '...'})", column="--period"))
     if returns:
         _submit(tx, returns, ids[0] if len(ids) == 1 else None)
     figures = tx.latest_figures(list(schedules), up_to=max(periods))

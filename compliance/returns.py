@@ -278,6 +278,8 @@ def _wide_records(names: list[str], seen: dict[str, int], body: list[list[Any]],
                 base[extra] = row[i] if i < len(row) else None
         for col, period in periods.items():
             value = row[col] if col < len(row) else None
+            if not _text(value):
+                continue  # a blank cell gives no figure; "n/a" and the like are not-reported
             records.append({**base, "period": period, "value": value,
                             "period_column": names[col], "value_column": names[col]})
     return records
@@ -373,6 +375,9 @@ def _validate(records: list[dict[str, Any]], schedules: Mapping[str, Schedule],
                     f"{period}", row=row, column=rec.get("period_column", "period"),
                     measure=measure_id)
         value, why = _number(rec.get("value"))
+        if not why and measure.unit != "percent" and _text(rec.get("value")).endswith("%"):
+            why = f"{_text(rec.get('value'))!r} is a percentage but {measure_id} is a " \
+                  f"{measure.unit.replace('_', ' ')}"
         if why:
             out.add(why, row=row, column=value_col, measure=measure_id)
             continue
