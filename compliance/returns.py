@@ -335,8 +335,8 @@ def _validate(records: list[dict[str, Any]], schedules: Mapping[str, Schedule],
             if key in folded:
                 measure_id = folded[key]
             else:
-                match = closest(measure_id, ids)
-                hint = f" (did you mean {match!r}?)" if match else ""
+                likely = closest(measure_id, ids)
+                hint = f" (did you mean {likely!r}?)" if likely else ""
                 out.add(f"measure {measure_id!r} is not in the schedule of {row_contract}{hint}",
                         row=row, column="measure")
                 continue

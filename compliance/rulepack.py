@@ -138,22 +138,23 @@ def validate_pack(path: str | Path) -> tuple[RulePack | None, list[Problem]]:
     seen: set[str] = set()
     for index, rule in enumerate(pack.rules):
         node = raw["rules"][index]
-        line = line_of(raw["rules"], index)
+        rule_line = line_of(raw["rules"], index)
         if rule.id in seen:
-            problems.append(Problem(f"rule id {rule.id!r} is used twice", file=file, line=line))
+            problems.append(Problem(f"rule id {rule.id!r} is used twice", file=file,
+                                    line=rule_line))
         seen.add(rule.id)
         if not rule.when:
-            problems.append(Problem(f"rule {rule.id}: 'when' is empty", file=file, line=line))
+            problems.append(Problem(f"rule {rule.id}: 'when' is empty", file=file, line=rule_line))
         for field, test in rule.when.items():
-            fline = line_of(node["when"], field) or line
+            fline = line_of(node["when"], field) or rule_line
             problems.extend(_condition_problems(rule.id, field, test, pack.settings, file, fline))
         then = rule.then
         if then.record is None and then.escalate is None and not then.resolve:
             problems.append(Problem(f"rule {rule.id}: 'then' does nothing (give record, "
-                                    "escalate or resolve)", file=file, line=line))
+                                    "escalate or resolve)", file=file, line=rule_line))
         if then.record in ("performance", "missing_data") and then.severity is None:
             problems.append(Problem(f"rule {rule.id}: a breach record needs a severity",
-                                    file=file, line=line))
+                                    file=file, line=rule_line))
     return pack, problems
 
 
