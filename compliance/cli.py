@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from rich.console import Console
 
+    from compliance.checking import CheckResult
     from compliance.schedule import Schedule
     from compliance.store import Store, Transaction
 
@@ -280,8 +281,8 @@ def _periods(period: str | None, from_: str | None, to: str | None) -> list[str]
 
 
 def _check(tx: Transaction, contracts: list[str], periods: list[str],
-           returns: list[Path]) -> dict[str, Any]:
-    from compliance.assess import assess, measure_table
+           returns: list[Path]) -> CheckResult:
+    from compliance.checking import run_check
 
     ids: list[str] = []
     paths = [c for c in contracts if c.endswith((".yaml", ".yml")) or os.path.sep in c]
@@ -304,54 +305,16 @@ def _check(tx: Transaction, contracts: list[str], periods: list[str],
                 f"{spec.ends or '...'})", column="--period"))
     if returns:
         _submit(tx, returns, ids[0] if len(ids) == 1 else None)
-    figures = tx.latest_figures(list(schedules), up_to=max(periods))
-    measures = measure_table(schedules.values())
-    assessments = assess(measures, figures, periods)
-    versions = {cid: tx.schedule_version(cid) for cid in schedules}
-    counts = tx.save_assessments(assessments, versions)
-    tx.audit("check", _args(contracts=contracts, periods=periods, returns=returns), counts)
-    return {"schedules": schedules, "assessments": assessments, "periods": periods}
+    result = run_check(tx, schedules, periods)
+    tx.audit("check", _args(contracts=contracts, periods=periods, returns=returns),
+             result.counts)
+    return result
 
 
-def _check_documents(result: dict[str, Any]) -> list[dict[str, Any]]:
-    """The JSON of SPEC section 6: one document per contract and period."""
-    from compliance.present import missing
+def _print_check(result: CheckResult, format: Format) -> None:
+    from compliance.views import check_documents
 
-    schedules: dict[str, Schedule] = result["schedules"]
-    assessments: pd.DataFrame = result["assessments"]
-    docs = []
-    for (cid, period), group in assessments.groupby(["contract", "period"], sort=True):
-        schedule = schedules[str(cid)]
-        items = []
-        for row in group.to_dict("records"):
-            m = schedule.measure(row["measure"])
-
-            def num(value: Any) -> Any:
-                return None if missing(value) else float(value)
-
-            items.append({
-                "measure": m.id, "kind": m.kind, "title": m.title, "unit": m.unit,
-                "polarity": m.polarity, "period": row["figure_period"],
-                "value": num(row["value"]),
-                "target": list(m.target) if isinstance(m.target, tuple) else m.target,
-                "tolerance": list(m.tolerance) if isinstance(m.tolerance, tuple)
-                else m.tolerance,
-                "status": row["status"], "rag": row["rag"], "direction": row["direction"],
-                "previous_value": num(row["previous_value"]),
-                "profiled_target": num(row["profiled_target"]),
-                "compared_with": num(row["compared_with"]),
-                "forecast": num(row["forecast"]), "forecast_status": row["forecast_status"],
-                "reason": row["reason"] or None, "source": row["source"] or None,
-                "sources": int(row["sources"]), "source_spread": num(row["source_spread"]),
-                "comparators": dict(m.comparators), "baselines": dict(m.baselines),
-            })
-        docs.append({"contract": str(cid), "period": str(period),
-                     "provider": schedule.contract.provider, "assessments": items})
-    return docs
-
-
-def _print_check(result: dict[str, Any], format: Format) -> None:
-    docs = _check_documents(result)
+    docs = check_documents(result)
     if format is Format.json:
         payload: Any = docs[0] if len(docs) == 1 else docs
         typer.echo(json.dumps(payload, indent=2, ensure_ascii=False))
@@ -372,7 +335,39 @@ def _print_check(result: dict[str, Any], format: Format) -> None:
     else:
         console = _console()
         for doc in docs:
-            console.print(_scorecard(doc, result["schedules"][doc["contract"]]))
+            console.print(_scorecard(doc, result.schedules[doc["contract"]]))
+            for table in _record_tables(doc, result.schedules[doc["contract"]]):
+                console.print(table)
+
+
+def _record_tables(doc: dict[str, Any], schedule: Schedule) -> list[Any]:
+    from rich.table import Table
+
+    from compliance.periods import month_name
+
+    tables = []
+    records = doc["breaches"] + doc["data_quality"] + doc["watch"]
+    if records:
+        table = Table(title=f"Records for {month_name(doc['period'])}", title_justify="left",
+                      header_style="bold")
+        for name in ("Measure", "Record", "Severity", "Rule"):
+            table.add_column(name, overflow="fold")
+        for r in records:
+            table.add_row(r["measure"], r["type"].replace("_", " "), r["severity"],
+                          f"{r['rule']}: {r['description']}")
+        tables.append(table)
+    if doc["escalations"]:
+        table = Table(title=f"Escalations at {month_name(doc['period'])}", title_justify="left",
+                      header_style="bold")
+        for name in ("Forum", "Level", "Measure", "Since", "Status", "Rule"):
+            table.add_column(name, overflow="fold")
+        for e in doc["escalations"]:
+            table.add_row(e["forum"], str(e["level"]), e["measure"], month_name(e["opened"]),
+                          e["status"] + (f" {month_name(e['resolved'])}" if e["resolved"]
+                                         else ""),
+                          f"{e['rule']}: {e['description']}")
+        tables.append(table)
+    return tables
 
 
 def _csv_cell(value: Any) -> str:

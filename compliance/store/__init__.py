@@ -27,7 +27,9 @@ from compliance.store.models import (
     AuditEntry,
     CheckRun,
     Contract,
+    Escalation,
     Figure,
+    Finding,
     Measure,
     ScheduleVersion,
     Submission,
@@ -298,6 +300,51 @@ class Transaction:
         query = select(Assessment).where(col(Assessment.contract_id) == contract).where(
             col(Assessment.period) == period)
         return pd.read_sql(query, self.session.connection())
+
+    def checked_through(self, contract: str) -> str | None:
+        """The latest period any check of the contract has covered."""
+        query = select(func.max(CheckRun.period)).where(col(CheckRun.contract_id) == contract)
+        return self.session.execute(query).scalar()
+
+    # --- records of the rules --------------------------------------------------------------
+
+    def replace_records(self, contract: str, findings: pd.DataFrame,
+                        escalations: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+        """Records are derived from the figures: a check replaces the contract's whole set."""
+        s = self.session
+        s.execute(delete(Finding).where(col(Finding.contract_id) == contract))
+        s.execute(delete(Escalation).where(col(Escalation.contract_id) == contract))
+        rows: list[dict[str, Any]] = findings.rename(columns={
+            "contract": "contract_id", "measure": "measure_id"}).to_dict("records")  # type: ignore[assignment]
+        for row in rows:
+            for key in ("value", "compared_with"):
+                row[key] = _none(row[key])
+        if rows:
+            s.execute(insert(Finding), rows)
+        if escalations:
+            s.execute(insert(Escalation), list(escalations))
+        return {"findings": len(rows), "escalations": len(escalations)}
+
+    def findings(self, contract: str, period: str | None = None,
+                 measure: str | None = None) -> list[Finding]:
+        query = select(Finding).where(col(Finding.contract_id) == contract)
+        if period is not None:
+            query = query.where(col(Finding.period) == period)
+        if measure is not None:
+            query = query.where(col(Finding.measure_id) == measure)
+        query = query.order_by(col(Finding.period), col(Finding.measure_id), col(Finding.type))
+        return list(self.session.execute(query).scalars())
+
+    def escalations(self, contracts: Sequence[str] | None = None) -> list[Escalation]:
+        query = select(Escalation)
+        if contracts is not None:
+            query = query.where(col(Escalation.contract_id).in_(list(contracts)))
+        query = query.order_by(col(Escalation.contract_id), col(Escalation.opened),
+                               col(Escalation.measure_id))
+        return list(self.session.execute(query).scalars())
+
+    def assessment(self, contract: str, measure: str, period: str) -> Assessment | None:
+        return self.session.get(Assessment, (contract, period, measure))
 
     # --- audit ------------------------------------------------------------------------------
 

@@ -130,3 +130,44 @@ class AuditEntry(SQLModel, table=True):
     command: str
     arguments: str = Field(sa_column=Column(Text, nullable=False))
     counts: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class Finding(SQLModel, table=True):
+    """A record a rule made for one measure-period: a breach, missing data, data quality
+    or watch."""
+
+    __table_args__ = (Index("ix_finding_period", "contract_id", "period"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    contract_id: str = Field(foreign_key="contract.id", max_length=100)
+    measure_id: str = Field(max_length=100)
+    period: str = Field(max_length=7)
+    figure_period: str = Field(max_length=7)
+    type: str = Field(max_length=20)
+    severity: str = Field(max_length=10)
+    rule: str
+    description: str = Field(sa_column=Column(Text, nullable=False))
+    value: float | None = None
+    compared_with: float | None = None
+    status: str = Field(max_length=20)
+    settings: str = Field(sa_column=Column(Text, nullable=False))
+    facts: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class Escalation(SQLModel, table=True):
+    """One escalation of a measure up the contract's ladder, from opening to resolution."""
+
+    contract_id: str = Field(primary_key=True, foreign_key="contract.id", max_length=100)
+    measure_id: str = Field(primary_key=True, max_length=100)
+    opened: str = Field(primary_key=True, max_length=7)
+    level: int
+    forum: str
+    status: str = Field(max_length=10)
+    resolved: str | None = Field(default=None, max_length=7)
+    rule: str
+    resolved_rule: str | None = None
+    description: str = Field(sa_column=Column(Text, nullable=False))
+    last_period: str = Field(max_length=7)
+    history: str = Field(sa_column=Column(Text, nullable=False))
+    settings: str = Field(sa_column=Column(Text, nullable=False))
+    facts: str = Field(sa_column=Column(Text, nullable=False))
