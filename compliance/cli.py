@@ -20,7 +20,6 @@ import typer
 from compliance.errors import ComplianceError, Problem
 
 if TYPE_CHECKING:
-    import pandas as pd
     from rich.console import Console
 
     from compliance.checking import CheckResult

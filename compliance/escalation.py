@@ -158,8 +158,8 @@ def fact_payload(row: Mapping[str, Any], used: Iterable[str]) -> dict[str, Any]:
 def _fire(pack: RulePack, settings: Mapping[str, float], candidates: pd.DataFrame
           ) -> set[tuple[str, str]]:
     """Assert the candidate facts into a fresh durable-rules ruleset; return what fired."""
-    from durable import engine
     import durable_rules_engine
+    from durable import engine
 
     if candidates.empty:
         return set()
@@ -235,7 +235,7 @@ def _findings(fired: pd.DataFrame, packs: Mapping[str, RulePack],
         if rule.then.record is None:
             continue
         values = settings[rec["contract"]]
-        used = sorted({f for f in rule.when})
+        used = sorted(set(rule.when))
         rows.append({
             "contract": rec["contract"], "measure": rec["measure"], "period": rec["period"],
             "figure_period": rec["figure_period"], "type": rule.then.record,
@@ -289,7 +289,7 @@ def _ladder(fired: pd.DataFrame, packs: Mapping[str, RulePack],
                 level = min(event["level"], len(forums))
                 step = {"period": period, "level": level, "rule": rule.id,
                         "description": describe(rule, values)}
-                used = sorted({f for f in rule.when})
+                used = sorted(set(rule.when))
                 fact = fact_payload({**event["fact"], "sid": ""}, used)
                 if current is None:
                     current = EscalationRecord(
