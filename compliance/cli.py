@@ -37,6 +37,8 @@ app = typer.Typer(
 )
 contract_app = typer.Typer(help="Contract schedules: validate, load, list.", no_args_is_help=True)
 app.add_typer(contract_app, name="contract")
+rules_app = typer.Typer(help="Escalation rule packs: validate, show.", no_args_is_help=True)
+app.add_typer(rules_app, name="rules")
 
 
 class Format(str, Enum):
@@ -428,6 +430,209 @@ def _scorecard(doc: dict[str, Any], schedule: Schedule) -> Any:
     table.caption = "  ".join(f"{present.STATUS_WORDS[s]}: {n}" for s, n in counts.items())
     table.caption_justify = "left"
     return table
+
+
+@app.command()
+def escalations(
+    contract: Annotated[list[str] | None, typer.Option(
+        "--contract", "-c", help="Contract id; repeatable. Default: every contract.")] = None,
+    open_only: Annotated[bool, typer.Option("--open", help="Only open escalations.")] = False,
+    level: Annotated[int | None, typer.Option("--level", min=1,
+                                              help="Only escalations at this level.")] = None,
+    format: Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
+    = Format.table,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write to this file.")]
+    = None,
+) -> None:
+    """The escalation list for the commissioning group: forum, measure, since when, why."""
+    from compliance.escalation import records
+    from compliance.views import escalation_rows
+
+    with _user_errors():
+        store = _store()
+        with store.transaction(state.user) as tx:
+            schedules = tx.schedules(contract or None)
+            found = [e.model_dump() for e in tx.escalations(list(schedules))]
+            latest: dict[tuple[str, str], dict[str, Any]] = {}
+            for cid in schedules:
+                through = tx.checked_through(cid)
+                if through:
+                    for row in records(tx.assessments(cid, through)):
+                        latest[(cid, row["measure_id"])] = {**row, "period": through}
+        if open_only:
+            found = [e for e in found if e["status"] == "open"]
+        if level is not None:
+            found = [e for e in found if e["level"] == level]
+        rows = escalation_rows(found, schedules, latest)
+        _emit_escalations(rows, format, out)
+
+
+def _emit_escalations(rows: list[dict[str, Any]], format: Format, out: Path | None) -> None:
+    from compliance.periods import month_name
+
+    if format is Format.table:
+        from rich.table import Table
+
+        table = Table(title="Escalations", title_justify="left", header_style="bold")
+        for name in ("Forum", "Lvl", "Measure", "Since", "Status", "Figure", "Target", "Why"):
+            table.add_column(name, overflow="fold")
+        for r in rows:
+            status = r["status"] + (f" {month_name(r['resolved'])}" if r["resolved"] else "")
+            table.add_row(r["forum"], str(r["level"]), f"{r['measure']} {r['title']}",
+                          month_name(r["opened"]), status, r["figure_text"], r["target_text"],
+                          r["rule_text"])
+        if not rows:
+            table.caption = "No escalations."
+        if out is None:
+            _console().print(table)
+            return
+        from rich.console import Console
+
+        with _atomic(out) as handle:
+            Console(file=handle, width=160, no_color=True).print(table)
+        return
+    fields = ["contract", "forum", "level", "measure", "title", "kind", "opened", "status",
+              "resolved", "period", "figure", "target", "rule", "rule_text"]
+    if format is Format.json:
+        text = json.dumps([{k: r[k] for k in fields} for r in rows], indent=2,
+                          ensure_ascii=False) + "\n"
+    else:
+        import csv
+        import io
+
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(fields)
+        for r in rows:
+            writer.writerow([_csv_cell(r[k]) for k in fields])
+        text = buffer.getvalue()
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        with _atomic(out) as handle:
+            handle.write(text)
+        _info(f"{_plural(len(rows), 'escalation')} written to {out}")
+
+
+@contextmanager
+def _atomic(path: Path) -> Iterator[Any]:
+    """Write a file whole or not at all."""
+    import tempfile
+
+    directory = path.resolve().parent
+    if not directory.is_dir():
+        raise ComplianceError(Problem(f"no such folder: {directory}", file=str(path)))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            yield handle
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@app.command()
+def explain(
+    contract: Annotated[str, typer.Option("--contract", "-c", help="Contract id.")],
+    measure: Annotated[str, typer.Option("--measure", "-m", help="Measure id, e.g. KPI2.")],
+    period: Annotated[str, typer.Option("--period", "-p", help="The month, YYYY-MM.")],
+    format: Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
+    = Format.table,
+) -> None:
+    """Why a measure has its status in a period, and which rules fired or did not."""
+    from compliance.checking import history_with_features
+    from compliance.escalation import records
+    from compliance.rulepack import effective_settings, load_pack
+    from compliance.views import explain as explain_view
+
+    with _user_errors():
+        month = _periods(period, None, None)[0]
+        store = _store()
+        with store.transaction(state.user) as tx:
+            schedule = tx.schedules([contract])[contract]
+            ids = [m.id for m in schedule.measures]
+            if measure not in ids:
+                from compliance.returns import closest
+
+                likely = closest(measure, ids)
+                hint = f" (did you mean {likely!r}?)" if likely else ""
+                raise ComplianceError(Problem(f"measure {measure!r} is not in the schedule of "
+                                              f"{contract}{hint}", column="--measure"))
+            history = history_with_features(tx, {contract: schedule}, {contract: month})
+            findings = [f.model_dump() for f in tx.findings(contract, month, measure)]
+            ladder = [e.model_dump() for e in tx.escalations([contract])
+                      if e.measure_id == measure]
+        rows = records(history[(history["measure"] == measure) & (history["period"] == month)])
+        if not rows:
+            raise ComplianceError(Problem(f"nothing to explain: {contract} has no assessment "
+                                          f"for {month}", column="--period"))
+        pack = load_pack(schedule.contract.rules)
+        doc = explain_view(schedule, measure, month, rows[0], pack,
+                           effective_settings(pack, schedule), findings, ladder)
+    if format is Format.json:
+        typer.echo(json.dumps(doc, indent=2, ensure_ascii=False))
+        return
+    if format is Format.csv:
+        import csv
+
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(["rule", "fired", "description", "conditions"])
+        for r in doc["rules"]:
+            writer.writerow([r["rule"], "yes" if r["fired"] else "no", r["description"],
+                             "; ".join(c["condition"] for c in r["conditions"])])
+        return
+    console = _console()
+    for sentence in doc["sentences"]:
+        console.print(sentence, markup=False, highlight=False)
+    for record in doc["records"]:
+        console.print(f"Record: {record['type'].replace('_', ' ')} ({record['severity']}) by "
+                      f"rule {record['rule']}.", markup=False)
+    console.print("")
+    console.print("Rules of the pack:", markup=False)
+    for r in doc["rules"]:
+        mark = "fired" if r["fired"] else "did not fire"
+        failed = [c["condition"] for c in r["conditions"] if not c["met"]]
+        why = "" if r["fired"] else f": needs {'; '.join(failed)}" if failed else \
+            ": the measure is not due"
+        console.print(f"  {r['rule']} {mark}{why}", markup=False, highlight=False)
+
+
+@rules_app.command("validate")
+def rules_validate(
+    files: Annotated[list[Path] | None, typer.Argument(
+        help="Rule pack files. Default: every pack in rules/.")] = None,
+) -> None:
+    """Validate rule packs; exit 1 and say where, if any has an error."""
+    from compliance.rulepack import rules_dir, validate_pack
+
+    paths = files or sorted(rules_dir().glob("*.yaml"))
+    problems: list[Problem] = []
+    for path in paths:
+        pack, found = validate_pack(path)
+        problems.extend(found)
+        if pack is not None and not any(p.severity == "error" for p in found):
+            _info(f"{path}: ok: pack {pack.pack}, {_plural(len(pack.rules), 'rule')}, "
+                  f"{_plural(len(pack.settings), 'setting')}")
+    if any(p.severity == "error" for p in problems):
+        _fail(problems, writes=False)
+    _say_problems(problems)
+
+
+@rules_app.command("show")
+def rules_show(
+    pack: Annotated[str, typer.Argument(help="Pack name or file.")] = "standard",
+) -> None:
+    """Print a pack's rules in words, with its settings."""
+    from compliance.rulepack import describe, load_pack
+
+    with _user_errors():
+        loaded = load_pack(pack)
+    typer.echo(f"{loaded.pack}: {loaded.title}")
+    for name, value in loaded.settings.items():
+        typer.echo(f"  {name} = {value:g}")
+    for rule in loaded.rules:
+        typer.echo(f"- {rule.id}: {describe(rule, loaded.settings)}")
 
 
 @app.command()

@@ -288,3 +288,31 @@ def settings_used(rule: RuleSpec, settings: Mapping[str, float]) -> dict[str, fl
                 if FIELDS.get(field) is float and isinstance(value, str) and value in settings:
                     used[value] = settings[value]
     return used
+
+
+def explain_terms(rule: RuleSpec, settings: Mapping[str, float], fact: Mapping[str, Any]
+                  ) -> list[tuple[str, bool]]:
+    """Each term of a rule's condition in words, and whether the fact meets it."""
+    words = {"eq": "is", "ne": "is not", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
+    out: list[tuple[str, bool]] = []
+    for field, test in rule.when.items():
+        actual = fact.get(field)
+        absent = actual is None or (isinstance(actual, float) and actual != actual)
+        shown = "none" if absent else (f"{actual:g}" if isinstance(actual, float) else actual)
+        tests = test.items() if isinstance(test, dict) else [("eq", test)]
+        for op, operand in tests:
+            if op == "in":
+                values = [_operand(field, v, settings) for v in operand]
+                ok = not absent and actual in values
+                out.append((f"{field} is one of {', '.join(map(str, values))} (it is {shown})",
+                            ok))
+                continue
+            value = _operand(field, operand, settings)
+            named = f"{operand} = {value:g}" if isinstance(operand, str) and \
+                FIELDS[field] is float else str(value)
+            ok = not absent and {
+                "eq": lambda a, b: a == b, "ne": lambda a, b: a != b,
+                "gt": lambda a, b: a > b, "gte": lambda a, b: a >= b,
+                "lt": lambda a, b: a < b, "lte": lambda a, b: a <= b}[op](actual, value)
+            out.append((f"{field} {words[op]} {named} (it is {shown})", bool(ok)))
+    return out

@@ -298,6 +298,8 @@ def validate_schedule(path: str | Path) -> tuple[Schedule | None, list[Problem]]
     lines = {m.id: _measure_line(raw, m.id) for m in measures}
     problems.extend(_clause_problems(measures, contract, file, raw, lines))
 
+    if contract is not None:
+        problems.extend(_pack_problems(contract, file, raw))
     if contract is None or any(p.severity == "error" for p in problems):
         return None, problems
     schedule = Schedule(
@@ -306,6 +308,31 @@ def validate_schedule(path: str | Path) -> tuple[Schedule | None, list[Problem]]
         warnings=[str(p) for p in problems if p.severity == "warning"],
     )
     return schedule, problems
+
+
+def _pack_problems(contract: ContractSpec, file: str, raw: Any) -> list[Problem]:
+    """The contract's rule pack must exist, know its settings and fit its ladder."""
+    from compliance.rulepack import RulesError, load_pack
+
+    block = raw.get("contract")
+    try:
+        pack = load_pack(contract.rules)
+    except RulesError as exc:
+        first = exc.problems[0].message if exc.problems else "cannot be read"
+        return [Problem(f"rule pack {contract.rules!r}: {first}", file=file,
+                        line=line_of(block, "rules"))]
+    problems = []
+    for key in contract.settings:
+        if key not in pack.settings:
+            match = difflib.get_close_matches(key, list(pack.settings), n=1)
+            hint = f" (did you mean {match[0]!r}?)" if match else ""
+            problems.append(Problem(f"{key!r} is not a setting of rule pack {pack.pack!r}{hint}",
+                                    file=file, line=line_of(block.get("settings"), key)))
+    if pack.max_level() > len(contract.forums):
+        problems.append(Problem(
+            f"rule pack {pack.pack!r} escalates up to level {pack.max_level()}, but the ladder "
+            f"of forums has {len(contract.forums)}", file=file, line=line_of(block, "forums")))
+    return problems
 
 
 def _with_measure(problem: Problem, raw: Any) -> Problem:

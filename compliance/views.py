@@ -70,3 +70,133 @@ def check_documents(result: CheckResult) -> list[dict[str, Any]]:
                      "breaches": shaped(BREACH_TYPES), "data_quality": shaped(("data_quality",)),
                      "watch": shaped(("watch",)), "escalations": ladder})
     return docs
+
+
+def escalation_rows(escalations: list[dict[str, Any]], schedules: dict[str, Any],
+                    assessments: dict[tuple[str, str], dict[str, Any]]) -> list[dict[str, Any]]:
+    """The escalation list for the group: forum, measure, since when, figure, target, rule."""
+    from compliance import present
+
+    rows = []
+    for e in escalations:
+        schedule = schedules[e["contract_id"]]
+        m = schedule.measure(e["measure_id"])
+        latest = assessments.get((e["contract_id"], e["measure_id"]), {})
+        rows.append({
+            "contract": e["contract_id"], "forum": e["forum"], "level": e["level"],
+            "measure": m.id, "title": m.title, "kind": m.kind, "opened": e["opened"],
+            "status": e["status"], "resolved": e["resolved"],
+            "period": latest.get("period"),
+            "figure": _num(latest.get("value")),
+            "figure_text": present.figure(latest.get("value"), m.unit)
+            if latest else "",
+            "current_status": latest.get("status"),
+            "target": list(m.target) if isinstance(m.target, tuple) else m.target,
+            "target_text": present.target_text(m.target, m.unit),
+            "rule": e["rule"], "rule_text": e["description"],
+        })
+    rows.sort(key=lambda r: (r["contract"], -r["level"], r["opened"], r["measure"]))
+    return rows
+
+
+def explain(schedule: Any, measure_id: str, period: str, row: dict[str, Any],
+            pack: Any, settings: dict[str, float], findings: list[dict[str, Any]],
+            escalations: list[dict[str, Any]]) -> dict[str, Any]:
+    """Why a measure has its status in a period, and which rules fired or did not."""
+    from compliance import present
+    from compliance.checking import escalation_as_at
+    from compliance.periods import month_name
+    from compliance.rulepack import describe, explain_terms
+
+    m = schedule.measure(measure_id)
+    unit = m.unit
+    fig = present.figure
+    status = row["status"]
+    sentences = [f"{m.id} ({m.title}), {month_name(period)}."]
+    if row["figure_period"] != period:
+        sentences.append(
+            f"The figure judged is for {month_name(row['figure_period'])}: this measure's "
+            f"figures arrive {m.lag_months} month{'s' if m.lag_months != 1 else ''} late.")
+    value = row["value"]
+    if status == "not_reported":
+        sentences.append(f"No figure was reported: {row['reason']}. A due figure that is "
+                         "missing counts as not reported (red).")
+    elif status == "not_due":
+        sentences.append(f"The measure is not due: {row['reason']}.")
+        if not missing(row["forecast"]):
+            sentences.append(f"The figure so far is {fig(value, unit)}; the year-end forecast "
+                             f"is {fig(row['forecast'], unit)}, which would be "
+                             f"{present.STATUS_WORDS[row['forecast_status']].lower()}.")
+    elif status == "monitor":
+        sentences.append(f"The figure is {fig(value, unit)}. The schedule sets no target for "
+                         "this measure, so it is monitored, not judged (grey).")
+    else:
+        target = row["compared_with"]
+        if not missing(row["profiled_target"]):
+            sentences.append(
+                f"This is a cumulative count: {fig(value, unit)} so far in the financial year, "
+                f"against the annual target {fig(m.target, unit)} profiled to "
+                f"{fig(target, unit)} for the months elapsed. At this rate the year would end "
+                f"at {fig(row['forecast'], unit)}.")
+        else:
+            sentences.append(f"The figure is {fig(value, unit)}.")
+        if m.polarity == "within_range":
+            clause = f"The target range is {present.target_text(m.target, unit)}"
+        else:
+            better = "higher" if m.polarity == "higher_is_better" else "lower"
+            clause = (f"The target is {fig(target, unit)} ({better} is better)")
+        if m.tolerance is not None:
+            band = present.tolerance_text(m.tolerance, unit, m.polarity)
+            clause += f"; the tolerance band is {band}"
+        sentences.append(clause + ".")
+        verdict = {
+            "met": "it meets the target (green)",
+            "within_tolerance": "it misses the target but is within tolerance (amber)",
+            "breach": "it is outside tolerance, a breach (red)" if m.tolerance is not None
+            else "with no tolerance band, anything short of the target is a breach (red)",
+        }[status]
+        sentences.append(f"{fig(value, unit)} against {fig(target, unit)}: {verdict}.")
+    if int(row.get("sources") or 0) > 1:
+        sentences.append(
+            f"{int(row['sources'])} sources gave this figure; the one used is "
+            f"{row['source'] or 'the first'}, and they differ by "
+            f"{present.number(row['source_spread'])}.")
+    if row.get("direction"):
+        change = "up" if row["change"] > 0 else "down" if row["change"] < 0 else "level"
+        sentences.append(
+            f"Against the previous due period ({fig(row['previous_value'], unit)}) it is "
+            f"{change}: {row['direction']} for a measure where "
+            f"{m.polarity.replace('_', ' ')}.")
+    runs = []
+    for key, words in (("consecutive_breaches", "in breach"),
+                       ("consecutive_missing", "not reported"),
+                       ("consecutive_deteriorating", "deteriorating"),
+                       ("good_run", "met or within tolerance")):
+        n = int(row.get(key) or 0)
+        if n:
+            runs.append(f"{words} for {n} due period{'s' if n != 1 else ''} in a row")
+    if runs:
+        sentences.append("It has been " + "; ".join(runs) + ".")
+
+    rules = []
+    for rule in pack.rules:
+        terms = explain_terms(rule, settings, row)
+        fired = all(ok for _, ok in terms) and status != "not_due"
+        rules.append({"rule": rule.id, "fired": fired, "description": describe(rule, settings),
+                      "conditions": [{"condition": text, "met": ok} for text, ok in terms]})
+    ladder = [s for s in (escalation_as_at(e, period, schedule.contract.forums)
+                          for e in escalations) if s]
+    for state in ladder:
+        if state["status"] == "open":
+            sentences.append(
+                f"An escalation has been open since {month_name(state['opened'])}, now at "
+                f"level {state['level']} ({state['forum']}), by rule {state['rule']}.")
+        else:
+            sentences.append(
+                f"The escalation opened in {month_name(state['opened'])} was resolved in "
+                f"{month_name(state['resolved'])}.")
+    return {"contract": schedule.id, "measure": m.id, "period": period, "status": status,
+            "rag": row["rag"], "value": _num(value), "sentences": sentences,
+            "records": [{"type": f["type"], "severity": f["severity"], "rule": f["rule"],
+                         "description": f["description"]} for f in findings],
+            "rules": rules, "escalations": ladder}

@@ -19,7 +19,7 @@ contract:
   title: Test
   commissioner: A Council
   provider: A Provider
-  forums: [Group, Board]
+  forums: [Group, Board, Panel, Committee]
 measures:
   - id: KPI1
     kind: kpi
