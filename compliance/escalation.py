@@ -155,10 +155,26 @@ def fact_payload(row: Mapping[str, Any], used: Iterable[str]) -> dict[str, Any]:
     return fact
 
 
+def _action(rule_id: str, fired: set[tuple[str, str]], errors: list[BaseException]) -> Any:
+    """The action of a rule: note which fact fired it; keep any exception to raise later."""
+    def action(c: Any) -> None:
+        try:
+            fired.add((rule_id, str(c.m["id"])))
+        except BaseException as exc:  # durable-rules would keep this in its state
+            errors.append(exc)
+            raise
+    return action
+
+
+def _delete_ruleset(handle: Any) -> None:
+    import durable_rules_engine
+
+    durable_rules_engine.delete_ruleset(handle)
+
+
 def _fire(pack: RulePack, settings: Mapping[str, float], candidates: pd.DataFrame
           ) -> set[tuple[str, str]]:
     """Assert the candidate facts into a fresh durable-rules ruleset; return what fired."""
-    import durable_rules_engine
     from durable import engine
 
     if candidates.empty:
@@ -167,22 +183,13 @@ def _fire(pack: RulePack, settings: Mapping[str, float], candidates: pd.DataFram
     fired: set[tuple[str, str]] = set()
     errors: list[BaseException] = []
 
-    def action_for(rule_id: str) -> Any:
-        def action(c: Any) -> None:
-            try:
-                fired.add((rule_id, str(c.m["id"])))
-            except BaseException as exc:  # durable-rules would keep this in its state
-                errors.append(exc)
-                raise
-        return action
-
     class RunHost(engine.Host):  # type: ignore[misc]
         """A host for one run: no background dispatch or timer threads."""
 
         def _run(self) -> None:
             return None
 
-    definition = {rule_id: {**condition, "run": action_for(rule_id)}
+    definition = {rule_id: {**condition, "run": _action(rule_id, fired, errors)}
                   for rule_id, condition in compile_pack(pack, settings).items()}
     name = f"compliance-{uuid.uuid4().hex}"
     host = RunHost()
@@ -198,7 +205,7 @@ def _fire(pack: RulePack, settings: Mapping[str, float], candidates: pd.DataFram
                 host.delete_state(name, sid)
             except Exception:  # noqa: BLE001 - the state may never have been created
                 pass
-        durable_rules_engine.delete_ruleset(host.get_ruleset(name)._handle)
+        _delete_ruleset(host.get_ruleset(name)._handle)
     return fired
 
 

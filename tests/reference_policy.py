@@ -52,7 +52,7 @@ DEFAULT_SETTINGS: dict[str, float] = {
 }
 
 Finding = tuple[str, str, str, str, str]  # contract, measure, period, type, severity
-Escalation = tuple[str, str, str, int, "str | None"]  # contract, measure, opened, level, resolved
+Escalation = tuple[str, str, str, int, str | None]  # contract, measure, opened, level, resolved
 
 
 @dataclass
@@ -74,16 +74,16 @@ def _sources_disagree(unit: str, value: Any, spread: Any, s: Mapping[str, float]
     """Two sources for the same figure that differ by more than the allowed spread."""
     if _missing(spread):
         return False  # one source only
-    spread = float(spread)
+    gap = float(spread)
     if unit == "percent":
-        return spread > s["source_spread_points"]
+        return gap > s["source_spread_points"]
     if _missing(value):
         return False  # no primary figure to take a fraction of
     if float(value) == 0:
         # A figure of 0 against another source's non-zero figure: they differ by more than
         # any fraction of it (the policy text); an infinite fraction, not an undefined one.
-        return spread > 0
-    return spread / abs(float(value)) > s["source_spread_fraction"]
+        return gap > 0
+    return gap / abs(float(value)) > s["source_spread_fraction"]
 
 
 def reference_policy(assessments: pd.DataFrame, settings: Mapping[str, float] | None = None,
@@ -101,8 +101,9 @@ def reference_policy(assessments: pd.DataFrame, settings: Mapping[str, float] | 
     result = ReferenceResult()
 
     rows: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for rec in assessments.to_dict("records"):
-        rows.setdefault((str(rec["contract"]), str(rec["measure"])), []).append(rec)
+    for raw in assessments.to_dict("records"):
+        row = {str(k): v for k, v in raw.items()}
+        rows.setdefault((str(row["contract"]), str(row["measure"])), []).append(row)
 
     for (contract, measure), history in sorted(rows.items()):
         s = {**base, **overrides.get(contract, {})}

@@ -1,0 +1,450 @@
+"""Escalation rules: the records of the seed month, a four-month history, the ladder, and
+durable-rules kept on a short leash."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from compliance import escalation
+from compliance.assess import add_features, assess, measure_table
+from compliance.escalation import RuleEngineError, run_rules
+from compliance.returns import parse_return
+from compliance.rulepack import (
+    RulesError,
+    compile_pack,
+    evaluate,
+    load_pack,
+    validate_pack,
+)
+from compliance.schedule import load_schedule, validate_schedule
+from tests.conftest import EXAMPLES, ROOT, SUNDERLAND, SUNDERLAND_RETURN, Result
+
+MONTHS = ["2018-06", "2018-07", "2018-08", "2018-09"]
+RETURNS = [EXAMPLES / f"sunderland-tfc-{m}.csv" for m in MONTHS]
+
+
+def features_for(paths: list[Path], through: str) -> tuple[pd.DataFrame, Any]:
+    schedule = load_schedule(SUNDERLAND)
+    figures = pd.concat([parse_return(p, {schedule.id: schedule}) for p in paths],
+                        ignore_index=True)
+    history = assess(measure_table([schedule]), figures, [through], history=True)
+    return add_features(history), schedule
+
+
+# --- the seed month on its own ------------------------------------------------------------
+
+
+@pytest.fixture
+def september(cli: Callable[..., Result]) -> dict[str, Any]:
+    result = cli("check", "--contract", SUNDERLAND, "--returns", SUNDERLAND_RETURN,
+                 "--period", "2018-09", "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    doc: dict[str, Any] = result.json()
+    return doc
+
+
+def test_september_breach_records(september: dict[str, Any]) -> None:
+    breaches = {(b["measure"], b["type"], b["severity"]) for b in september["breaches"]}
+    assert breaches == {
+        ("KPI2", "performance", "major"), ("KPI5", "performance", "major"),
+        ("KPI7", "performance", "major"), ("KPI8", "performance", "major"),
+        ("SM1.1", "performance", "minor"), ("SM5.1", "performance", "minor"),
+        ("SM7.1", "performance", "minor"), ("SM8.1", "performance", "minor"),
+        ("SM6.1", "missing_data", "minor"),
+    }
+    # Every breach names the rule that made it.
+    rules = {b["measure"]: b["rule"] for b in september["breaches"]}
+    assert rules["KPI2"] == "kpi-breach" and rules["SM1.1"] == "supporting-breach"
+    assert rules["SM6.1"] == "missing-supporting"
+
+
+def test_september_data_quality_for_kpi8(september: dict[str, Any]) -> None:
+    [record] = september["data_quality"]
+    assert record["measure"] == "KPI8" and record["rule"] == "sources-disagree-percent"
+    assert "more than 5 points" in record["description"]
+
+
+def test_september_escalations_open_at_level_one(september: dict[str, Any]) -> None:
+    ladder = {e["measure"]: e for e in september["escalations"]}
+    assert set(ladder) == {b["measure"] for b in september["breaches"]}
+    assert {e["level"] for e in ladder.values()} == {1}
+    assert {e["forum"] for e in ladder.values()} == {"Operational Commissioning Group"}
+    assert september["watch"] == []
+
+
+# --- a four-month history -----------------------------------------------------------------
+
+
+def run_months(cli: Callable[..., Result], order: list[str]) -> None:
+    assert cli("contract", "load", SUNDERLAND).exit_code == 0
+    for path in RETURNS:
+        assert cli("submit", "--contract", "sunderland-tfc", path).exit_code == 0
+    for month in order:
+        result = cli("check", "--contract", "sunderland-tfc", "--period", month,
+                     "--format", "json")
+        assert result.exit_code == 0, result.stderr
+
+
+def records_of(db_path: Path) -> dict[str, list[tuple[Any, ...]]]:
+    with sqlite3.connect(db_path) as conn:
+        return {
+            "finding": sorted(conn.execute(
+                "select contract_id, measure_id, period, type, severity, rule, settings, facts "
+                "from finding").fetchall()),
+            "escalation": sorted(conn.execute(
+                "select contract_id, measure_id, opened, level, forum, status, resolved, rule, "
+                "history from escalation").fetchall()),
+        }
+
+
+def escalation_of(db_path: Path, measure: str) -> tuple[Any, ...]:
+    with sqlite3.connect(db_path) as conn:
+        rows = conn.execute("select opened, level, status, resolved, history from escalation "
+                            "where measure_id = ?", (measure,)).fetchall()
+    assert len(rows) == 1, rows
+    return tuple(rows[0])
+
+
+def test_history_in_order(cli: Callable[..., Result], db_path: Path) -> None:
+    run_months(cli, MONTHS)
+    # KPI2 in breach from July: level 2 after two breaches (August), 3 after three.
+    opened, level, status, resolved, history = escalation_of(db_path, "KPI2")
+    assert (opened, level, status, resolved) == ("2018-07", 3, "open", None)
+    assert [(h["period"], h["level"], h["rule"]) for h in json.loads(history)] == [
+        ("2018-07", 1, "kpi-breach"), ("2018-08", 2, "kpi-persistent-breach"),
+        ("2018-09", 3, "kpi-sustained-breach")]
+    # SM8.1, a supporting measure in breach from June: level 2 after three (August).
+    opened, level, status, _, history = escalation_of(db_path, "SM8.1")
+    assert (opened, level, status) == ("2018-06", 2, "open")
+    assert [(h["period"], h["level"]) for h in json.loads(history)] == [
+        ("2018-06", 1), ("2018-08", 2)]
+    # KPI9: breached June and July, within tolerance in August, met in September: resolved.
+    assert escalation_of(db_path, "KPI9")[:4] == ("2018-06", 2, "resolved", "2018-09")
+    # SM6.1 missing in August and September: level 2.
+    assert escalation_of(db_path, "SM6.1")[:3] == ("2018-08", 2, "open")
+    with sqlite3.connect(db_path) as conn:
+        watch = conn.execute("select measure_id, period, rule from finding "
+                             "where type = 'watch'").fetchall()
+        dq = conn.execute("select period from finding where type = 'data_quality' "
+                          "and measure_id = 'KPI8' order by period").fetchall()
+    # KPI6 fell three months running while still meeting its target.
+    assert watch == [("KPI6", "2018-09", "early-warning")]
+    assert [p for (p,) in dq] == MONTHS
+
+
+def test_history_reverse_order_and_repeat_give_same_records(
+        cli: Callable[..., Result], db_path: Path, tmp_path: Path) -> None:
+    run_months(cli, MONTHS)
+    in_order = records_of(db_path)
+    assert in_order["finding"] and in_order["escalation"]
+
+    from typer.testing import CliRunner
+
+    from compliance.cli import app
+
+    runner = CliRunner()
+    for name, order in (("reverse", list(reversed(MONTHS))),
+                        ("twice", MONTHS + MONTHS),
+                        ("shuffled", ["2018-08", "2018-06", "2018-09", "2018-07"])):
+        other = tmp_path / f"{name}.db"
+
+        def run(*args: str | Path, other: Path = other) -> Result:
+            r = runner.invoke(app, ["--db", f"sqlite:///{other}", *map(str, args)])
+            return Result(r.exit_code, r.stdout, r.stderr)
+
+        run_months(run, order)
+        assert records_of(other) == in_order, name
+
+
+def test_backfill_range_equals_monthly_checks(cli: Callable[..., Result], db_path: Path,
+                                              tmp_path: Path) -> None:
+    run_months(cli, MONTHS)
+    from typer.testing import CliRunner
+
+    from compliance.cli import app
+
+    other = tmp_path / "range.db"
+    runner = CliRunner()
+    base = ["--db", f"sqlite:///{other}"]
+    runner.invoke(app, [*base, "contract", "load", str(SUNDERLAND)])
+    for path in RETURNS:
+        runner.invoke(app, [*base, "submit", "--contract", "sunderland-tfc", str(path)])
+    result = runner.invoke(app, [*base, "check", "--contract", "sunderland-tfc",
+                                 "--from", "2018-06", "--to", "2018-09", "--format", "json"])
+    assert result.exit_code == 0, result.stderr
+    assert records_of(other) == records_of(db_path)
+
+
+def test_check_json_shows_ladder_as_at_each_month(cli: Callable[..., Result]) -> None:
+    run_months(cli, MONTHS)
+    levels = {}
+    for month in MONTHS:
+        doc = cli("check", "--contract", "sunderland-tfc", "--period", month,
+                  "--format", "json").json()
+        levels[month] = {e["measure"]: (e["level"], e["status"]) for e in doc["escalations"]}
+    assert "KPI2" not in levels["2018-06"]
+    assert levels["2018-07"]["KPI2"] == (1, "open")
+    assert levels["2018-08"]["KPI2"] == (2, "open")
+    assert levels["2018-09"]["KPI2"] == (3, "open")
+    assert levels["2018-07"]["KPI9"] == (2, "open")
+    assert levels["2018-09"]["KPI9"] == (2, "resolved")
+
+
+def test_escalations_command(cli: Callable[..., Result], tmp_path: Path) -> None:
+    run_months(cli, MONTHS)
+    rows = cli("escalations", "--format", "json").json()
+    assert {r["measure"] for r in rows} >= {"KPI2", "KPI9", "SM8.1"}
+    open_rows = cli("escalations", "--open", "--format", "json").json()
+    assert "KPI9" not in {r["measure"] for r in open_rows}
+    kpi2 = next(r for r in open_rows if r["measure"] == "KPI2")
+    assert kpi2["forum"] == "Chief Executive's Performance Clinic"
+    assert kpi2["opened"] == "2018-07" and kpi2["figure"] == 81.6 and kpi2["target"] == 100
+    assert "3 due periods in a row" in kpi2["rule_text"]
+    level2 = cli("escalations", "--level", "2", "--format", "json").json()
+    assert {r["level"] for r in level2} == {2}
+    out = tmp_path / "list.csv"
+    result = cli("escalations", "--open", "--format", "csv", "--out", out)
+    assert result.exit_code == 0
+    text = out.read_text()
+    assert text.splitlines()[0].startswith("contract,forum,level,measure")
+    assert "People Directorate Management Team" in text
+    table = cli("escalations", "--open")
+    assert "Chief Executive's Performance" in table.stdout and "July 2018" in table.stdout
+
+
+def test_explain(cli: Callable[..., Result]) -> None:
+    run_months(cli, MONTHS)
+    result = cli("explain", "--contract", "sunderland-tfc", "--measure", "KPI2",
+                 "--period", "2018-09")
+    assert result.exit_code == 0, result.stderr
+    out = result.stdout
+    assert "The figure is 81.6%." in out
+    assert "81.6% against 100%: it is outside tolerance, a breach (red)." in out
+    assert "It has been in breach for 3 due periods in a row" in out
+    assert "now at level 3 (Chief Executive's Performance Clinic)" in out
+    assert "kpi-sustained-breach fired" in out
+    assert "recovered did not fire: needs good_run >= good_periods_to_resolve = 2 (it is 0)" \
+        in out
+    doc = cli("explain", "--contract", "sunderland-tfc", "--measure", "SM3.2",
+              "--period", "2018-09", "--format", "json").json()
+    assert doc["status"] == "met"
+    assert any("profiled to 165" in s for s in doc["sentences"])
+    lagged = cli("explain", "-c", "sunderland-tfc", "-m", "KPI7", "-p", "2018-09").stdout
+    assert "The figure judged is for August 2018" in lagged
+    bad = cli("explain", "-c", "sunderland-tfc", "-m", "KPl2", "-p", "2018-09")
+    assert bad.exit_code == 1 and "did you mean 'KPI2'?" in bad.stderr
+
+
+# --- the pack, its settings and its validation --------------------------------------------
+
+
+def test_standard_pack_validates(cli: Callable[..., Result]) -> None:
+    pack, problems = validate_pack(ROOT / "rules" / "standard.yaml")
+    assert pack is not None and problems == []
+    result = cli("rules", "validate")
+    assert result.exit_code == 0
+    assert "pack standard, 12 rules, 8 settings" in result.stderr
+
+
+def test_pack_compiles_to_durable_json() -> None:
+    pack = load_pack("standard")
+    compiled = compile_pack(pack, pack.settings)
+    assert compiled["kpi-persistent-breach"] == {"all": [{"m": {"$and": [
+        {"status": "breach"}, {"kind": "kpi"}, {"$gte": {"consecutive_breaches": 2.0}}]}}]}
+    assert compiled["sources-disagree"]["all"][0]["m"]["$and"][0] == {
+        "$neq": {"unit": "percent"}}
+
+
+def test_bad_pack_messages_are_located(tmp_path: Path, cli: Callable[..., Result]) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("""\
+pack: bad
+title: Bad
+settings:
+  runs: 2
+rules:
+  - id: one
+    description: uses an unknown field
+    when: {staus: breach}
+    then: {escalate: 1}
+  - id: two
+    description: uses an unknown setting
+    when: {consecutive_breaches: {gte: rnus}}
+    then: {escalate: 2}
+  - id: two
+    description: does nothing
+    when: {status: breach}
+    then: {}
+""")
+    _, problems = validate_pack(path)
+    messages = {(p.line, p.message) for p in problems}
+    assert (8, "rule one: unknown field 'staus' in a condition (did you mean 'status'?)") \
+        in messages
+    assert (12, "rule two: 'rnus' is not a setting of this pack (did you mean 'runs'?)") \
+        in messages
+    assert (14, "rule id 'two' is used twice") in messages
+    assert (14, "rule two: 'then' does nothing (give record, escalate or resolve)") in messages
+    result = cli("rules", "validate", path)
+    assert result.exit_code == 1 and f"{path}:8: error" in result.stderr
+
+
+def test_contract_settings_override_and_validation(tmp_path: Path) -> None:
+    text = SUNDERLAND.read_text().replace(
+        "  rules: standard\n",
+        "  rules: standard\n  settings:\n    consecutive_kpi_breaches_level_2: 3\n")
+    path = tmp_path / "override.yaml"
+    path.write_text(text)
+    schedule = load_schedule(path)
+    features, _ = features_for(RETURNS, "2018-09")
+    result = run_rules(features, {schedule.id: schedule})
+    kpi2 = next(e for e in result.escalations if e.measure == "KPI2")
+    # With level 2 only after three breaches, KPI2 reaches level 2 in September (and level
+    # 3 at the same time, both needing three).
+    assert [(h["period"], h["level"]) for h in kpi2.history] == [("2018-07", 1),
+                                                                  ("2018-09", 3)]
+    assert result.settings["sunderland-tfc"]["consecutive_kpi_breaches_level_2"] == 3
+
+    typo = tmp_path / "typo.yaml"
+    typo.write_text(text.replace("consecutive_kpi_breaches_level_2: 3",
+                                 "consecutive_kpi_breach_level_2: 3"))
+    _, problems = validate_schedule(typo)
+    [problem] = problems
+    assert "'consecutive_kpi_breach_level_2' is not a setting of rule pack 'standard'" \
+        in problem.message
+    assert "did you mean 'consecutive_kpi_breaches_level_2'" in problem.message
+    assert problem.line == text.splitlines().index(
+        "    consecutive_kpi_breaches_level_2: 3") + 1
+
+    short = tmp_path / "short.yaml"
+    short.write_text(SUNDERLAND.read_text().replace(
+        "    - Chief Executive's Performance Clinic\n    - Scrutiny Committee\n", ""))
+    _, problems = validate_schedule(short)
+    assert [p.message for p in problems] == [
+        "rule pack 'standard' escalates up to level 3, but the ladder of forums has 2"]
+
+    unknown = tmp_path / "unknown.yaml"
+    unknown.write_text(SUNDERLAND.read_text().replace("rules: standard", "rules: strict"))
+    _, problems = validate_schedule(unknown)
+    assert "rule pack 'strict': no rule pack at" in problems[0].message
+    with pytest.raises(RulesError):
+        load_pack("strict")
+
+
+# --- durable-rules on a short leash ---------------------------------------------------------
+
+
+def test_no_global_registry_no_threads_state_deleted(monkeypatch: pytest.MonkeyPatch) -> None:
+    import durable.lang
+
+    before = dict(durable.lang._rulesets) if hasattr(durable.lang, "_rulesets") else {}
+    threads = threading.active_count()
+    deleted: list[str] = []
+    real_delete = escalation._delete_ruleset
+
+    def spy(handle: Any) -> None:
+        deleted.append("ruleset")
+        real_delete(handle)
+
+    monkeypatch.setattr(escalation, "_delete_ruleset", spy)
+    features, schedule = features_for(RETURNS, "2018-09")
+    result = run_rules(features, {schedule.id: schedule})
+    assert len(result.findings) > 0
+    assert threading.active_count() == threads
+    after = dict(durable.lang._rulesets) if hasattr(durable.lang, "_rulesets") else {}
+    assert after == before
+    assert deleted == ["ruleset"]
+
+
+def test_only_candidate_facts_reach_the_engine(monkeypatch: pytest.MonkeyPatch) -> None:
+    asserted: list[str] = []
+    real = escalation._assert
+
+    def spy(host: Any, name: str, fact: dict[str, Any], *args: Any, **kw: Any) -> None:
+        asserted.append(fact["id"])
+        real(host, name, fact, *args, **kw)
+
+    monkeypatch.setattr(escalation, "_assert", spy)
+    features, schedule = features_for([SUNDERLAND_RETURN], "2018-09")
+    run_rules(features, {schedule.id: schedule})
+    pack = load_pack("standard")
+    facts = escalation.facts_frame(features)
+    can_fire = evaluate(pack, pack.settings, facts).any(axis=1)
+    assert sorted(asserted) == sorted(facts.loc[can_fire, "id"])
+    assert len(asserted) < len(facts)  # met figures with nothing to say stay out
+    # Facts are small: ids and the fields rules read, nothing else.
+    payload = escalation.fact_payload(facts.iloc[0].to_dict(), ["status", "kind"])
+    assert set(payload) <= {"id", "sid", "status", "kind"}
+
+
+def test_exception_in_an_action_is_raised(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(rule_id: str, fired: set[tuple[str, str]],
+               errors: list[BaseException]) -> Any:
+        def action(c: Any) -> None:
+            try:
+                raise ValueError("boom in " + rule_id)
+            except BaseException as exc:
+                errors.append(exc)
+                raise
+        return action
+
+    monkeypatch.setattr(escalation, "_action", broken)
+    features, schedule = features_for([SUNDERLAND_RETURN], "2018-09")
+    with pytest.raises(RuleEngineError) as info:
+        run_rules(features, {schedule.id: schedule})
+    assert isinstance(info.value.__cause__, ValueError)
+
+
+def test_identity_collision_is_recovered(monkeypatch: pytest.MonkeyPatch) -> None:
+    from durable import engine
+
+    features, schedule = features_for(RETURNS, "2018-09")
+    expected = run_rules(features, {schedule.id: schedule})
+    real = engine.Host.assert_fact
+    refused: list[str] = []
+
+    def colliding(self: Any, name: str, fact: dict[str, Any], complete: Any = None) -> Any:
+        # The first assertion of every third fact is taken for one already seen.
+        if "~" not in fact["sid"] and len(refused) < 5 and hash(fact["id"]) % 3 == 0:
+            refused.append(fact["id"])
+            raise engine.MessageObservedException(fact)
+        return real(self, name, fact, complete)
+
+    monkeypatch.setattr(engine.Host, "assert_fact", colliding)
+    recovered = run_rules(features, {schedule.id: schedule})
+    assert refused
+    assert recovered.findings.equals(expected.findings)
+    assert [e.row() for e in recovered.escalations] == [e.row() for e in expected.escalations]
+
+
+def test_persistent_collision_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from durable import engine
+
+    def always(self: Any, name: str, fact: dict[str, Any], complete: Any = None) -> Any:
+        raise engine.MessageObservedException(fact)
+
+    monkeypatch.setattr(engine.Host, "assert_fact", always)
+    features, schedule = features_for([SUNDERLAND_RETURN], "2018-09")
+    with pytest.raises(RuleEngineError, match="keeps refusing"):
+        run_rules(features, {schedule.id: schedule})
+
+
+def test_engine_disagreement_is_never_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
+    features, schedule = features_for([SUNDERLAND_RETURN], "2018-09")
+    real = escalation._fire
+
+    def lossy(*args: Any) -> set[tuple[str, str]]:
+        fired = real(*args)
+        fired.discard(sorted(fired)[0])
+        return fired
+
+    monkeypatch.setattr(escalation, "_fire", lossy)
+    with pytest.raises(RuleEngineError, match="missing"):
+        run_rules(features, {schedule.id: schedule})
