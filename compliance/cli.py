@@ -646,16 +646,20 @@ def demo(
     from compliance.store import Store
 
     root = _project_root()
-    pairs = [("contracts/sunderland-tfc.yaml", "examples/sunderland-tfc-2018-09.csv", "2018-09"),
-             ("contracts/darlington-childrens.yaml", "examples/darlington-2017-q2.csv",
-              "2017-09")]
+    # Sunderland: June to August 2018 (returns designed to show the escalation ladder) and
+    # the published September 2018 figures; Darlington: its quarter 2 2017/18 figures.
+    runs = [("contracts/sunderland-tfc.yaml",
+             [f"examples/sunderland-tfc-2018-{m:02d}.csv" for m in (6, 7, 8, 9)], "2018-09"),
+            ("contracts/darlington-childrens.yaml", ["examples/darlington-2017-q2.csv"],
+             "2017-09")]
     with _user_errors(), tempfile.TemporaryDirectory(prefix="compliance-demo-") as tmp:
         path = keep or Path(tmp) / "demo.db"
         store = Store(f"sqlite:///{path}")
         store.init()
-        for schedule_file, return_file, period in pairs:
+        for schedule_file, return_files, period in runs:
             with store.transaction(state.user) as tx:
-                result = _check(tx, [str(root / schedule_file)], [period], [root / return_file])
+                result = _check(tx, [str(root / schedule_file)], [period],
+                                [root / f for f in return_files])
             _print_check(result, Format.table)
         store.dispose()
         _info(f"demo store: {path}" + ("" if keep else " (removed on exit; --keep PATH keeps it)"))
