@@ -235,6 +235,7 @@ def _run_length(flag: pd.Series, keys: list[pd.Series]) -> pd.Series:
     return flag.astype("int64").groupby([*keys, breaks]).cumsum()
 
 
+UNBOUNDED_FRACTION = 1e12
 FEATURES = ("consecutive_breaches", "consecutive_missing", "consecutive_deteriorating",
             "good_run", "source_spread_fraction")
 
@@ -260,7 +261,10 @@ def add_features(history: pd.DataFrame) -> pd.DataFrame:
         status.isin(["met", "within_tolerance"]), keys)
     with np.errstate(divide="ignore", invalid="ignore"):
         fraction = frame["source_spread"] / frame["value"].abs()
-    frame["source_spread_fraction"] = fraction.where(np.isfinite(fraction))
+    # Sources that disagree about a zero figure are as far apart as can be; a finite stand-in
+    # keeps the fact serialisable for the rules engine.
+    fraction = fraction.mask(np.isinf(fraction), UNBOUNDED_FRACTION)
+    frame["source_spread_fraction"] = fraction.where(~fraction.isna())
     return frame.sort_values(["contract", "period", "order"], kind="stable").reset_index(
         drop=True)
 

@@ -350,8 +350,8 @@ def test_generator_is_not_vacuous() -> None:
         tally.update("resolved" if e[4] else "open" for e in ref.escalations)
         per_measure = Counter((e[0], e[1]) for e in ref.escalations)
         tally["reopened"] += sum(1 for n in per_measure.values() if n > 1)
-    assert tally["measure_periods"] >= 5000, tally
-    assert tally["judged"] >= 3000, tally
+    assert tally["measure_periods"] >= 15000, tally
+    assert tally["judged"] >= 12000, tally
     for kind in ("finding:performance:major", "finding:performance:minor",
                  "finding:missing_data:major", "finding:missing_data:minor",
                  "finding:data_quality:minor", "finding:watch:minor",
