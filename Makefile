@@ -21,6 +21,8 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+	@echo "== the store tests again on PostgreSQL =="
+	bash .ci/with-postgres $(BIN)/python -m pytest --backend postgresql -p no:cacheprovider
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

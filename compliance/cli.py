@@ -106,6 +106,9 @@ def _user_errors() -> Iterator[None]:
     except KeyboardInterrupt:
         _console(stderr=True).print("interrupted; nothing was written.")
         raise typer.Exit(130) from None
+    finally:
+        while _open_stores:
+            _open_stores.pop().dispose()
 
 
 def _info(message: str) -> None:
@@ -117,10 +120,16 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
+_open_stores: list[Store] = []
+
+
 def _store() -> Store:
+    """The store of this command; closed when the command ends (see _user_errors)."""
     from compliance.store import Store
 
-    return Store(state.db)
+    store = Store(state.db)
+    _open_stores.append(store)
+    return store
 
 
 def _args(**kwargs: Any) -> dict[str, Any]:

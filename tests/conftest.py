@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 import json
-import sqlite3
-from collections.abc import Callable
+import os
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +30,130 @@ class Result:
         return json.loads(self.stdout)
 
 
-@pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "store.db"
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--backend", choices=["sqlite", "postgresql"], default="sqlite",
+        help="Store backend for the store tests. postgresql needs $COMPLIANCE_TEST_PG, an "
+             "admin URL of a throwaway server (see .ci/with-postgres).")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On PostgreSQL, run again exactly the tests that use a store."""
+    if config.getoption("--backend") != "postgresql":
+        return
+    keep = [i for i in items if STORE_FIXTURES & set(getattr(i, "fixturenames", ()))]
+    dropped = [i for i in items if i not in keep]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+    items[:] = keep
+
+
+STORE_FIXTURES = {"db_url", "db_path", "make_store"}
+
+
+class StoreRef:
+    """A test store: its URL, whichever backend the run uses."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def __repr__(self) -> str:
+        return f"StoreRef({self.url!r})"
+
+
+@pytest.fixture(scope="session")
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.config.getoption("--backend"))
 
 
 @pytest.fixture
-def db_url(db_path: Path) -> str:
-    return f"sqlite:///{db_path}"
+def make_store(backend: str, tmp_path: Path) -> Iterator[Callable[[], StoreRef]]:
+    """Fresh, empty stores of the run's backend: SQLite files, or PostgreSQL databases."""
+    made: list[str] = []
+    admin_url = os.environ.get("COMPLIANCE_TEST_PG", "")
+    if backend == "postgresql" and not admin_url:
+        pytest.fail("--backend postgresql needs $COMPLIANCE_TEST_PG (run through "
+                    ".ci/with-postgres)")
+
+    def make() -> StoreRef:
+        if backend == "sqlite":
+            return StoreRef(f"sqlite:///{tmp_path / f'store-{len(made)}.db'}")
+        name = f"t_{uuid.uuid4().hex[:16]}"
+        made.append(name)
+        _pg_admin(admin_url, f'CREATE DATABASE "{name}"')
+        return StoreRef(admin_url.rsplit("/", 1)[0] + f"/{name}")
+
+    yield make
+    for name in made:
+        _pg_admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _pg_admin(url: str, statement: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(text(statement))
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def db_path(make_store: Callable[[], StoreRef]) -> StoreRef:
+    return make_store()
+
+
+@pytest.fixture
+def db_url(db_path: StoreRef) -> str:
+    return db_path.url
+
+
+class _Rows:
+    def __init__(self, rows: list[tuple[Any, ...]]) -> None:
+        self._rows = rows
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        return self._rows
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        return self._rows[0] if self._rows else None
+
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        return iter(self._rows)
+
+
+class _Connection:
+    """Enough of sqlite3's connection for the tests, on any backend's URL."""
+
+    def __init__(self, url: str) -> None:
+        from sqlalchemy import create_engine
+
+        self._engine = create_engine(url)
+
+    def __enter__(self) -> _Connection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._engine.dispose()
+
+    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> _Rows:
+        from sqlalchemy import text
+
+        names = {}
+        parts = sql.split("?")
+        query = parts[0]
+        for i, part in enumerate(parts[1:]):
+            query += f":p{i}" + part
+            names[f"p{i}"] = params[i]
+        with self._engine.connect() as conn:
+            return _Rows([tuple(r) for r in conn.execute(text(query), names)])
+
+
+def connect(store: StoreRef | Path | str) -> _Connection:
+    if isinstance(store, StoreRef):
+        return _Connection(store.url)
+    return _Connection(f"sqlite:///{store}")
 
 
 @pytest.fixture
@@ -52,12 +169,18 @@ def cli(db_url: str) -> Callable[..., Result]:
     return run
 
 
-def dump_store(path: Path) -> dict[str, list[tuple[Any, ...]]]:
+def dump_store(store: StoreRef | Path) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of every table, to compare a store before and after a command."""
-    if not path.exists():
+    from sqlalchemy import create_engine, inspect, text
+
+    url = store.url if isinstance(store, StoreRef) else f"sqlite:///{store}"
+    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).exists():
         return {}
-    with sqlite3.connect(path) as conn:
-        tables = [r[0] for r in conn.execute(
-            "select name from sqlite_master where type='table' order by name")]
-        return {t: sorted(conn.execute(f"select * from {t}").fetchall(), key=repr)
-                for t in tables}
+    engine = create_engine(url)
+    try:
+        tables = sorted(inspect(engine).get_table_names())
+        with engine.connect() as conn:
+            return {t: sorted((tuple(r) for r in conn.execute(text(f'SELECT * FROM "{t}"'))),
+                              key=repr) for t in tables}
+    finally:
+        engine.dispose()

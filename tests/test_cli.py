@@ -6,7 +6,6 @@ import csv
 import io
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable
@@ -23,6 +22,8 @@ from tests.conftest import (
     SUNDERLAND,
     SUNDERLAND_RETURN,
     Result,
+    StoreRef,
+    connect,
     dump_store,
 )
 
@@ -88,19 +89,19 @@ def test_csv_format(cli: Callable[..., Result]) -> None:
     assert by_measure["SM6.1"]["reason"].startswith("Unable to report")
 
 
-def test_recheck_changes_nothing(cli: Callable[..., Result], db_path: Path) -> None:
+def test_recheck_changes_nothing(cli: Callable[..., Result], db_path: StoreRef) -> None:
     first = cli("check", "--contract", SUNDERLAND, "--returns", SUNDERLAND_RETURN,
                 "--period", "2018-09", "--format", "json")
     second = cli("check", "--contract", "sunderland-tfc", "--period", "2018-09",
                  "--format", "json")
     assert first.json() == second.json()
-    with sqlite3.connect(db_path) as conn:
+    with connect(db_path) as conn:
         assert conn.execute("select count(*) from assessment").fetchone() == (20,)
         assert conn.execute("select count(*) from schedule_version").fetchone() == (1,)
         assert conn.execute("select count(*) from check_run").fetchone() == (2,)
 
 
-def test_check_every_contract_and_a_range(cli: Callable[..., Result], db_path: Path) -> None:
+def test_check_every_contract_and_a_range(cli: Callable[..., Result], db_path: StoreRef) -> None:
     assert cli("contract", "load", SUNDERLAND, DARLINGTON).exit_code == 0
     assert cli("submit", "--contract", "sunderland-tfc", SUNDERLAND_RETURN).exit_code == 0
     assert cli("submit", "--contract", "darlington-childrens",
@@ -111,12 +112,12 @@ def test_check_every_contract_and_a_range(cli: Callable[..., Result], db_path: P
     assert [(d["contract"], d["period"]) for d in docs] == [
         ("darlington-childrens", p) for p in ("2017-07", "2017-08", "2017-09")] + [
         ("sunderland-tfc", p) for p in ("2017-07", "2017-08", "2017-09")]
-    with sqlite3.connect(db_path) as conn:
+    with connect(db_path) as conn:
         assert conn.execute("select count(*) from assessment").fetchone() == (3 * 11 + 3 * 20,)
 
 
 def test_schedule_reload_makes_a_new_version(cli: Callable[..., Result], tmp_path: Path,
-                                             db_path: Path) -> None:
+                                             db_path: StoreRef) -> None:
     assert cli("contract", "load", SUNDERLAND).exit_code == 0
     assert "unchanged" in cli("contract", "load", SUNDERLAND).stderr
     changed = tmp_path / "changed.yaml"
@@ -131,18 +132,18 @@ def test_schedule_reload_makes_a_new_version(cli: Callable[..., Result], tmp_pat
     assert sm11["target"] == 30 and sm11["status"] == "met"
 
 
-def test_every_write_is_audited(cli: Callable[..., Result], db_path: Path) -> None:
+def test_every_write_is_audited(cli: Callable[..., Result], db_path: StoreRef) -> None:
     cli("contract", "load", SUNDERLAND)
     cli("submit", "--contract", "sunderland-tfc", SUNDERLAND_RETURN)
     cli("check", "--contract", "sunderland-tfc", "--period", "2018-09", "--format", "json")
-    with sqlite3.connect(db_path) as conn:
-        rows = conn.execute("select command, user, counts from audit order by id").fetchall()
+    with connect(db_path) as conn:
+        rows = conn.execute("select command, actor, counts from audit order by id").fetchall()
     assert [r[0] for r in rows] == ["contract load", "submit", "check"]
     assert {r[1] for r in rows} == {"tester"}
     assert json.loads(rows[1][2])["figures"] == 21
 
 
-def test_failed_check_leaves_store_unchanged(cli: Callable[..., Result], db_path: Path,
+def test_failed_check_leaves_store_unchanged(cli: Callable[..., Result], db_path: StoreRef,
                                              tmp_path: Path) -> None:
     cli("check", "--contract", SUNDERLAND, "--returns", SUNDERLAND_RETURN, "--period",
         "2018-09", "--format", "json")
@@ -162,11 +163,11 @@ def test_compliance_db_environment_variable(tmp_path: Path) -> None:
     result = runner.invoke(app, ["contract", "load", str(SUNDERLAND)],
                            env={"COMPLIANCE_DB": f"sqlite:///{path}"})
     assert result.exit_code == 0, result.stderr
-    with sqlite3.connect(path) as conn:
+    with connect(path) as conn:
         assert conn.execute("select id from contract").fetchall() == [("sunderland-tfc",)]
 
 
-def test_init_creates_store(cli: Callable[..., Result], db_path: Path) -> None:
+def test_init_creates_store(cli: Callable[..., Result], db_path: StoreRef) -> None:
     result = cli("init")
     assert result.exit_code == 0
     assert "store ready" in result.stderr

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,15 @@ import pytest
 from compliance.errors import Problem, ReturnError
 from compliance.returns import parse_return, parse_returns, read_table
 from compliance.schedule import Schedule, load_schedule
-from tests.conftest import DARLINGTON, SUNDERLAND, SUNDERLAND_RETURN, Result, dump_store
+from tests.conftest import (
+    DARLINGTON,
+    SUNDERLAND,
+    SUNDERLAND_RETURN,
+    Result,
+    StoreRef,
+    connect,
+    dump_store,
+)
 
 TODAY = dt.date(2019, 1, 1)
 LONG_HEADER = "measure,period,value,numerator,denominator,source,comment\n"
@@ -389,7 +396,7 @@ def test_typo_suggestion_for_l_instead_of_1(tmp_path: Path,
     assert "did you mean 'SM1.1'?" in problem.message
 
 
-def test_bad_return_through_cli_changes_nothing(cli: Callable[..., Result], db_path: Path,
+def test_bad_return_through_cli_changes_nothing(cli: Callable[..., Result], db_path: StoreRef,
                                                 tmp_path: Path) -> None:
     assert cli("contract", "load", SUNDERLAND).exit_code == 0
     before = dump_store(db_path)
@@ -646,7 +653,7 @@ def test_combined_return_with_blank_contract_cell(tmp_path: Path,
 
 
 def test_combined_return_with_blank_contract_cell_through_cli(
-        cli: Callable[..., Result], db_path: Path, tmp_path: Path) -> None:
+        cli: Callable[..., Result], db_path: StoreRef, tmp_path: Path) -> None:
     assert cli("contract", "load", SUNDERLAND, DARLINGTON).exit_code == 0
     before = dump_store(db_path)
     path = write(tmp_path, "contract,measure,period,value\n"
@@ -658,7 +665,7 @@ def test_combined_return_with_blank_contract_cell_through_cli(
     assert dump_store(db_path) == before
 
 
-def test_combined_return_through_cli(cli: Callable[..., Result], db_path: Path,
+def test_combined_return_through_cli(cli: Callable[..., Result], db_path: StoreRef,
                                      tmp_path: Path) -> None:
     assert cli("contract", "load", SUNDERLAND, DARLINGTON).exit_code == 0
     path = write(tmp_path, "contract,measure,period,value\n"
@@ -666,7 +673,7 @@ def test_combined_return_through_cli(cli: Callable[..., Result], db_path: Path,
                            "darlington-childrens,CS1,2017-09,98\n")
     result = cli("submit", path)
     assert result.exit_code == 0, result.stderr
-    with sqlite3.connect(db_path) as conn:
+    with connect(db_path) as conn:
         rows = sorted(conn.execute("select contract_id, measure_id, period, value, version "
                                    "from figure"))
     assert rows == [("darlington-childrens", "CS1", "2017-09", 98.0, 1),
@@ -683,14 +690,14 @@ def _statuses(cli: Callable[..., Result]) -> dict[str, str]:
     return {a["measure"]: a["status"] for a in result.json()["assessments"]}
 
 
-def _figure_versions(db_path: Path, measure: str) -> list[tuple[int, float | None]]:
-    with sqlite3.connect(db_path) as conn:
+def _figure_versions(db_path: StoreRef, measure: str) -> list[tuple[int, float | None]]:
+    with connect(db_path) as conn:
         return sorted(conn.execute(
             "select version, value from figure where contract_id = 'sunderland-tfc' and "
             "measure_id = ? and period = '2018-09'", (measure,)))
 
 
-def test_resubmission_makes_versions_and_latest_wins(cli: Callable[..., Result], db_path: Path,
+def test_resubmission_makes_versions_and_latest_wins(cli: Callable[..., Result], db_path: StoreRef,
                                                      tmp_path: Path) -> None:
     assert cli("contract", "load", SUNDERLAND).exit_code == 0
     assert cli("submit", "--contract", "sunderland-tfc", SUNDERLAND_RETURN).exit_code == 0
@@ -715,7 +722,7 @@ def test_resubmission_makes_versions_and_latest_wins(cli: Callable[..., Result],
         m: s for m, s in first.items() if m != "KPI1"}
     # Every version is kept.
     assert _figure_versions(db_path, "KPI1") == [(1, 99.0), (2, 99.0), (3, 50.0)]
-    with sqlite3.connect(db_path) as conn:
+    with connect(db_path) as conn:
         kpi8 = sorted(conn.execute(
             "select version, source, source_rank, value from figure "
             "where measure_id = 'KPI8' and period = '2018-09'"))

@@ -4,7 +4,6 @@ durable-rules kept on a short leash."""
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -25,7 +24,15 @@ from compliance.rulepack import (
     validate_pack,
 )
 from compliance.schedule import load_schedule, validate_schedule
-from tests.conftest import EXAMPLES, ROOT, SUNDERLAND, SUNDERLAND_RETURN, Result
+from tests.conftest import (
+    EXAMPLES,
+    ROOT,
+    SUNDERLAND,
+    SUNDERLAND_RETURN,
+    Result,
+    StoreRef,
+    connect,
+)
 
 MONTHS = ["2018-06", "2018-07", "2018-08", "2018-09"]
 RETURNS = [EXAMPLES / f"sunderland-tfc-{m}.csv" for m in MONTHS]
@@ -93,8 +100,8 @@ def run_months(cli: Callable[..., Result], order: list[str]) -> None:
         assert result.exit_code == 0, result.stderr
 
 
-def records_of(db_path: Path) -> dict[str, list[tuple[Any, ...]]]:
-    with sqlite3.connect(db_path) as conn:
+def records_of(db_path: StoreRef) -> dict[str, list[tuple[Any, ...]]]:
+    with connect(db_path) as conn:
         return {
             "finding": sorted(conn.execute(
                 "select contract_id, measure_id, period, type, severity, rule, settings, facts "
@@ -105,15 +112,15 @@ def records_of(db_path: Path) -> dict[str, list[tuple[Any, ...]]]:
         }
 
 
-def escalation_of(db_path: Path, measure: str) -> tuple[Any, ...]:
-    with sqlite3.connect(db_path) as conn:
+def escalation_of(db_path: StoreRef, measure: str) -> tuple[Any, ...]:
+    with connect(db_path) as conn:
         rows = conn.execute("select opened, level, status, resolved, history from escalation "
                             "where measure_id = ?", (measure,)).fetchall()
     assert len(rows) == 1, rows
     return tuple(rows[0])
 
 
-def test_history_in_order(cli: Callable[..., Result], db_path: Path) -> None:
+def test_history_in_order(cli: Callable[..., Result], db_path: StoreRef) -> None:
     run_months(cli, MONTHS)
     # KPI2 in breach from July: level 2 after two breaches (August), 3 after three.
     opened, level, status, resolved, history = escalation_of(db_path, "KPI2")
@@ -130,7 +137,7 @@ def test_history_in_order(cli: Callable[..., Result], db_path: Path) -> None:
     assert escalation_of(db_path, "KPI9")[:4] == ("2018-06", 2, "resolved", "2018-09")
     # SM6.1 missing in August and September: level 2.
     assert escalation_of(db_path, "SM6.1")[:3] == ("2018-08", 2, "open")
-    with sqlite3.connect(db_path) as conn:
+    with connect(db_path) as conn:
         watch = conn.execute("select measure_id, period, rule from finding "
                              "where type = 'watch'").fetchall()
         dq = conn.execute("select period from finding where type = 'data_quality' "
@@ -141,7 +148,8 @@ def test_history_in_order(cli: Callable[..., Result], db_path: Path) -> None:
 
 
 def test_history_reverse_order_and_repeat_give_same_records(
-        cli: Callable[..., Result], db_path: Path, tmp_path: Path) -> None:
+        cli: Callable[..., Result], db_path: StoreRef,
+        make_store: Callable[[], StoreRef]) -> None:
     run_months(cli, MONTHS)
     in_order = records_of(db_path)
     assert in_order["finding"] and in_order["escalation"]
@@ -154,26 +162,26 @@ def test_history_reverse_order_and_repeat_give_same_records(
     for name, order in (("reverse", list(reversed(MONTHS))),
                         ("twice", MONTHS + MONTHS),
                         ("shuffled", ["2018-08", "2018-06", "2018-09", "2018-07"])):
-        other = tmp_path / f"{name}.db"
+        other = make_store()
 
-        def run(*args: str | Path, other: Path = other) -> Result:
-            r = runner.invoke(app, ["--db", f"sqlite:///{other}", *map(str, args)])
+        def run(*args: str | Path, other: StoreRef = other) -> Result:
+            r = runner.invoke(app, ["--db", other.url, *map(str, args)])
             return Result(r.exit_code, r.stdout, r.stderr)
 
         run_months(run, order)
         assert records_of(other) == in_order, name
 
 
-def test_backfill_range_equals_monthly_checks(cli: Callable[..., Result], db_path: Path,
-                                              tmp_path: Path) -> None:
+def test_backfill_range_equals_monthly_checks(cli: Callable[..., Result], db_path: StoreRef,
+                                              make_store: Callable[[], StoreRef]) -> None:
     run_months(cli, MONTHS)
     from typer.testing import CliRunner
 
     from compliance.cli import app
 
-    other = tmp_path / "range.db"
+    other = make_store()
     runner = CliRunner()
-    base = ["--db", f"sqlite:///{other}"]
+    base = ["--db", other.url]
     runner.invoke(app, [*base, "contract", "load", str(SUNDERLAND)])
     for path in RETURNS:
         runner.invoke(app, [*base, "submit", "--contract", "sunderland-tfc", str(path)])

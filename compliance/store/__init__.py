@@ -349,7 +349,7 @@ class Transaction:
     # --- audit ------------------------------------------------------------------------------
 
     def audit(self, command: str, arguments: Mapping[str, Any], counts: Mapping[str, Any]) -> None:
-        self.session.add(AuditEntry(user=self.user, command=command,
+        self.session.add(AuditEntry(actor=self.user, command=command,
                                     arguments=json.dumps(arguments, default=str, sort_keys=True),
                                     counts=json.dumps(counts, default=str, sort_keys=True)))
 

@@ -126,7 +126,7 @@ class AuditEntry(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     at: dt.datetime = Field(default_factory=_now)
-    user: str
+    actor: str
     command: str
     arguments: str = Field(sa_column=Column(Text, nullable=False))
     counts: str = Field(sa_column=Column(Text, nullable=False))
