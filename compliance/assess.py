@@ -168,6 +168,16 @@ def assess(measures: pd.DataFrame, figures: pd.DataFrame,
     primary = pick_primary(figures, measures).rename(columns={"period": "figure_period"})
     grid = grid.merge(primary, on=["contract", "measure", "figure_period"], how="left")
     grid["sources"] = grid["sources"].fillna(0).astype(int)
+    # A measure's history starts with its first figure, or with the first period checked,
+    # whichever is earlier: figures given for one measure's earlier months (comparators,
+    # say) do not make every other measure "not reported" in those months.
+    first_figure = grid["pidx"].where(grid["sources"] > 0).groupby(
+        [grid["contract"], grid["measure"]]).transform("min")
+    first_wanted = grid["contract"].map(wanted.groupby("contract")["pidx"].min())
+    grid = grid[grid["pidx"] >= np.fmin(first_figure, first_wanted)].copy()
+    if grid.empty:
+        return pd.DataFrame(columns=ASSESSMENT_COLUMNS)
+    elapsed = grid["elapsed"].to_numpy()
     has_row = grid["sources"] > 0
 
     # Cumulative figures in an additive unit are judged against the target profiled to the
@@ -260,7 +270,8 @@ def add_features(history: pd.DataFrame) -> pd.DataFrame:
     frame.loc[rows.index, "good_run"] = _run_length(
         status.isin(["met", "within_tolerance"]), keys)
     with np.errstate(divide="ignore", invalid="ignore"):
-        fraction = frame["source_spread"] / frame["value"].abs()
+        fraction = (frame["source_spread"].astype(float)
+                    / frame["value"].astype(float).abs())
     # Sources that disagree about a zero figure are as far apart as can be; a finite stand-in
     # keeps the fact serialisable for the rules engine.
     fraction = fraction.mask(np.isinf(fraction), UNBOUNDED_FRACTION)

@@ -25,12 +25,19 @@ class CheckResult:
 
 def history_with_features(tx: Transaction, schedules: Mapping[str, Schedule],
                           through: Mapping[str, str]) -> pd.DataFrame:
-    """Every measure-period of the contracts up to ``through``, with the rules' features."""
+    """Every measure-period of the contracts up to ``through``, with the rules' features.
+
+    A measure's history starts at its first figure or at the contract's first checked
+    period, whichever is earlier.
+    """
     from compliance.assess import add_features, assess, measure_table
 
     figures = tx.latest_figures(list(schedules), up_to=max(through.values()))
-    history = assess(measure_table(schedules.values()), figures,
-                     {cid: [p] for cid, p in through.items()}, history=True)
+    spans = {}
+    for cid, last in through.items():
+        first = tx.checked_from(cid) or last
+        spans[cid] = [min(first, last), last]
+    history = assess(measure_table(schedules.values()), figures, spans, history=True)
     return add_features(history)
 
 

@@ -74,7 +74,8 @@ def _root(
 def _console(stderr: bool = False) -> Console:
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=False,
+    # Messages on stderr are never wrapped: a path or a location must stay on one line.
+    return Console(stderr=stderr, highlight=False, soft_wrap=stderr,
                    width=None if sys.stdout.isatty() else 160)
 
 
@@ -116,6 +117,10 @@ def _info(message: str) -> None:
         _console(stderr=True).print(message, markup=False, highlight=False)
 
 
+def _replaces(n: int) -> str:
+    return f"{n} replaces an earlier version" if n == 1 else f"{n} replace earlier versions"
+
+
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
@@ -145,11 +150,11 @@ def init() -> None:
     """Create the store, or add what a newer version needs."""
     with _user_errors():
         store = _store()
-        created = store.init()
+        applied = store.init()
         with store.transaction(state.user) as tx:
-            tx.audit("init", {}, {"tables_created": len(created)})
-        _info(f"store ready at {store.url}" + (f" ({len(created)} tables created)"
-                                                if created else ""))
+            tx.audit("init", {}, {"migrations_applied": len(applied)})
+        _info(f"store ready at {store.url}, schema {store.head()}"
+              + (f" (applied {', '.join(applied)})" if applied else " (already current)"))
 
 
 @contract_app.command("validate")
@@ -235,8 +240,7 @@ def submit(
             counts = _submit(tx, files, contract)
         _info(f"{_plural(counts['figures'], 'figure')} from "
               f"{_plural(counts['files'], 'file')} stored"
-              + (f"; {counts['new_versions']} replace earlier versions"
-                 if counts["new_versions"] else ""))
+              + (f"; {_replaces(counts['new_versions'])}" if counts["new_versions"] else ""))
 
 
 def _submit(tx: Transaction, files: list[Path], contract: str | None) -> dict[str, int]:
@@ -568,6 +572,11 @@ def explain(
                 hint = f" (did you mean {likely!r}?)" if likely else ""
                 raise ComplianceError(Problem(f"measure {measure!r} is not in the schedule of "
                                               f"{contract}{hint}", column="--measure"))
+            if tx.assessment(contract, measure, month) is None:
+                raise ComplianceError(Problem(
+                    f"nothing to explain: {contract} has not been checked for {month} (run "
+                    f"compliance check --contract {contract} --period {month})",
+                    column="--period"))
             history = history_with_features(tx, {contract: schedule}, {contract: month})
             findings = [f.model_dump() for f in tx.findings(contract, month, measure)]
             ladder = [e.model_dump() for e in tx.escalations([contract])
@@ -601,6 +610,8 @@ def explain(
     console.print("Rules of the pack:", markup=False)
     for r in doc["rules"]:
         mark = "fired" if r["fired"] else "did not fire"
+        if r["note"]:
+            mark += f" ({r['note']})"
         failed = [c["condition"] for c in r["conditions"] if not c["met"]]
         why = "" if r["fired"] else f": needs {'; '.join(failed)}" if failed else \
             ": the measure is not due"

@@ -40,6 +40,17 @@ FIELDS: dict[str, type] = {
     "source_spread_fraction": float, "consecutive_breaches": float,
     "consecutive_missing": float, "consecutive_deteriorating": float, "good_run": float,
 }
+# The values a text field of a fact can take.
+VALUES: dict[str, frozenset[str]] = {
+    "status": frozenset({"met", "within_tolerance", "breach", "not_reported", "not_due",
+                         "monitor"}),
+    "kind": frozenset({"kpi", "supporting"}),
+    "unit": frozenset({"percent", "rate_per_1k", "rate_per_10k", "rate_per_100k", "count",
+                       "days", "number"}),
+    "polarity": frozenset({"higher_is_better", "lower_is_better", "within_range"}),
+    "frequency": frozenset({"monthly", "quarterly", "termly", "annual"}),
+    "direction": frozenset({"improving", "declining", "unchanged"}),
+}
 OPERATORS = {"eq": "$eq", "ne": "$neq", "gt": "$gt", "gte": "$gte", "lt": "$lt", "lte": "$lte",
              "in": "$in"}
 RecordType = Literal["performance", "missing_data", "data_quality", "watch"]
@@ -179,6 +190,13 @@ def _condition_problems(rule_id: str, field: str, test: Any, settings: Mapping[s
                                     line=line))
             continue
         for value in operands:
+            if field in VALUES and value not in VALUES[field]:
+                match = difflib.get_close_matches(str(value), sorted(VALUES[field]), n=1)
+                hint = f" (did you mean {match[0]!r}?)" if match else ""
+                problems.append(Problem(
+                    f"rule {rule_id}: {field} is never {value!r}, so the rule could never fire"
+                    f"{hint}; it is one of {', '.join(sorted(VALUES[field]))}", file=file,
+                    line=line))
             if FIELDS[field] is float and isinstance(value, str) and value not in settings:
                 match = difflib.get_close_matches(value, list(settings), n=1)
                 hint = f" (did you mean {match[0]!r}?)" if match else ""

@@ -182,7 +182,12 @@ def explain(schedule: Any, measure_id: str, period: str, row: dict[str, Any],
     for rule in pack.rules:
         terms = explain_terms(rule, settings, row)
         fired = all(ok for _, ok in terms) and status != "not_due"
+        note = None
+        if fired and rule.then.resolve and not any(
+                e.get("resolved") == period for e in escalations):
+            note = "its condition holds, but there was no open escalation to resolve"
         rules.append({"rule": rule.id, "fired": fired, "description": describe(rule, settings),
+                      "note": note,
                       "conditions": [{"condition": text, "met": ok} for text, ok in terms]})
     ladder = [s for s in (escalation_as_at(e, period, schedule.contract.forums)
                           for e in escalations) if s]

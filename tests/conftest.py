@@ -76,9 +76,9 @@ def make_store(backend: str, tmp_path: Path) -> Iterator[Callable[[], StoreRef]]
                     ".ci/with-postgres)")
 
     def make() -> StoreRef:
-        if backend == "sqlite":
-            return StoreRef(f"sqlite:///{tmp_path / f'store-{len(made)}.db'}")
         name = f"t_{uuid.uuid4().hex[:16]}"
+        if backend == "sqlite":
+            return StoreRef(f"sqlite:///{tmp_path / f'{name}.db'}")
         made.append(name)
         _pg_admin(admin_url, f'CREATE DATABASE "{name}"')
         return StoreRef(admin_url.rsplit("/", 1)[0] + f"/{name}")

@@ -456,3 +456,46 @@ def test_engine_disagreement_is_never_ignored(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(escalation, "_fire", lossy)
     with pytest.raises(RuleEngineError, match="missing"):
         run_rules(features, {schedule.id: schedule})
+
+
+def test_pack_refuses_values_a_fact_never_has(tmp_path: Path) -> None:
+    path = tmp_path / "typo.yaml"
+    path.write_text("""\
+pack: typo
+title: Typo
+rules:
+  - id: one
+    description: a status that does not exist
+    when: {status: breached, kind: KPI}
+    then: {escalate: 1}
+""")
+    _, problems = validate_pack(path)
+    messages = [p.message for p in problems]
+    assert any("status is never 'breached'" in m and "did you mean 'breach'" in m
+               for m in messages)
+    assert any("kind is never 'KPI'" in m for m in messages)
+    assert {p.line for p in problems} == {6}
+
+
+def test_explain_refuses_a_month_never_checked(cli: Callable[..., Result]) -> None:
+    run_months(cli, MONTHS)
+    for month in ("2018-12", "2017-05"):
+        result = cli("explain", "-c", "sunderland-tfc", "-m", "KPI2", "-p", month)
+        assert result.exit_code == 1
+        assert f"has not been checked for {month}" in result.stderr
+        assert "Traceback" not in result.stderr
+    kpi6 = cli("explain", "-c", "sunderland-tfc", "-m", "KPI6", "-p", "2018-09").stdout
+    assert "recovered fired (its condition holds, but there was no open escalation to " \
+        "resolve)" in kpi6
+
+
+def test_a_comparison_figure_does_not_make_other_measures_missing(
+        cli: Callable[..., Result]) -> None:
+    from tests.conftest import DARLINGTON, DARLINGTON_RETURN
+
+    doc = cli("check", "--contract", DARLINGTON, "--returns", DARLINGTON_RETURN, "--period",
+              "2017-09", "--format", "json").json()
+    # The return carries June figures for CS6 and CS8 only (the report's comparisons).
+    assert {(e["measure"], e["opened"]) for e in doc["escalations"]} == {
+        ("CS6", "2017-06"), ("CS7", "2017-09"), ("CS9", "2017-09")}
+    assert [b["measure"] for b in doc["breaches"] if b["type"] == "missing_data"] == ["CS9"]

@@ -13,12 +13,13 @@ import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import ArgumentError, OperationalError
-from sqlmodel import Session, SQLModel, col, create_engine
+from sqlmodel import Session, col, create_engine
 
 from compliance.errors import StoreError
 from compliance.schedule import Schedule, schedule_from_json
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 DEFAULT_URL = "sqlite:///compliance.db"
+MIGRATIONS = Path(__file__).parent / "migrations"
 
 __all__ = ["DEFAULT_URL", "Store", "Transaction", "default_user", "resolve_url"]
 
@@ -83,30 +85,68 @@ class Store:
                 cur.execute("PRAGMA busy_timeout=30000")
                 cur.close()
 
-    def init(self) -> list[str]:
-        """Create the tables that are missing; return their names."""
-        from sqlalchemy import inspect
+    def _alembic(self, connection: Any) -> Any:
+        from alembic.config import Config
+
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        config.attributes["connection"] = connection
+        return config
+
+    def revision(self) -> str | None:
+        """The schema revision of the store (None for an empty store)."""
+        from alembic.runtime.migration import MigrationContext
 
         try:
-            existing = set(inspect(self.engine).get_table_names())
-            SQLModel.metadata.create_all(self.engine)
+            with self.engine.connect() as conn:
+                return MigrationContext.configure(conn).get_current_revision()
         except OperationalError as exc:
             raise StoreError(f"cannot open the store {self.url}: {exc.orig}") from None
-        return [t for t in SQLModel.metadata.tables if t not in existing]
 
-    def is_initialised(self) -> bool:
-        from sqlalchemy import inspect
+    @staticmethod
+    def head() -> str:
+        from alembic.script import ScriptDirectory
 
+        head = ScriptDirectory(str(MIGRATIONS)).get_current_head()
+        assert head is not None
+        return head
+
+    def init(self, to: str = "head") -> list[str]:
+        """Create the store, or upgrade it to this version's schema; return what was applied."""
+        from alembic import command
+        from alembic.script import ScriptDirectory
+
+        before = self.revision()
         try:
-            return "contract" in inspect(self.engine).get_table_names()
-        except OperationalError:
-            return False
+            with self.engine.begin() as conn:
+                command.upgrade(self._alembic(conn), to)
+        except OperationalError as exc:
+            raise StoreError(f"cannot create or upgrade the store {self.url}: {exc.orig}") \
+                from None
+        script = ScriptDirectory(str(MIGRATIONS))
+        done = set() if before is None else {
+            r.revision for r in script.walk_revisions(base="base", head=before)}
+        target = self.head() if to == "head" else to
+        chain = [r.revision for r in script.walk_revisions(base="base", head=target)]
+        return [r for r in reversed(chain) if r not in done]
+
+    def ensure_current(self) -> None:
+        """An empty store is created; a store of an older schema must be upgraded first."""
+        revision = self.revision()
+        if revision is None:
+            from sqlalchemy import inspect
+
+            if inspect(self.engine).get_table_names():
+                raise StoreError(f"{self.url} holds tables that are not a compliance store")
+            self.init()
+        elif revision != self.head():
+            raise StoreError(f"the store {self.url} has schema {revision}, older than this "
+                             f"version's {self.head()}: run `compliance init` to upgrade it")
 
     @contextmanager
     def transaction(self, user: str | None = None) -> Iterator[Transaction]:
         """One transaction: everything inside is written, or nothing is."""
-        if not self.is_initialised():
-            self.init()
+        self.ensure_current()
         try:
             with Session(self.engine) as session, session.begin():
                 yield Transaction(session, user or default_user())
@@ -300,6 +340,11 @@ class Transaction:
         query = select(Assessment).where(col(Assessment.contract_id) == contract).where(
             col(Assessment.period) == period)
         return pd.read_sql(query, self.session.connection())
+
+    def checked_from(self, contract: str) -> str | None:
+        """The earliest period any check of the contract has covered."""
+        query = select(func.min(CheckRun.period)).where(col(CheckRun.contract_id) == contract)
+        return self.session.execute(query).scalar()
 
     def checked_through(self, contract: str) -> str | None:
         """The latest period any check of the contract has covered."""

@@ -171,3 +171,15 @@ class Escalation(SQLModel, table=True):
     history: str = Field(sa_column=Column(Text, nullable=False))
     settings: str = Field(sa_column=Column(Text, nullable=False))
     facts: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class CheckFigure(SQLModel, table=True):
+    """Which version of which figure a check used: the evidence behind each assessment."""
+
+    __tablename__ = "check_figure"
+
+    check_run_id: int = Field(primary_key=True, foreign_key="check_run.id")
+    measure_id: str = Field(primary_key=True, max_length=100)
+    figure_period: str = Field(max_length=7)
+    version: int
+    source: str = ""
