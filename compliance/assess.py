@@ -27,10 +27,37 @@ ASSESSMENT_COLUMNS = [
 ]
 
 
-def measure_table(schedules: Iterable[Schedule]) -> pd.DataFrame:
-    """One row per contract measure, with its clause in columns the assessment can vectorise."""
+SchedulesInForce = Iterable[Schedule | tuple[Schedule, int, str | None]]
+NO_END = 10**9
+
+
+def measure_table(schedules: SchedulesInForce) -> pd.DataFrame:
+    """One row per contract measure (per schedule version), with its clause in columns the
+    assessment can vectorise.
+
+    A schedule may come with its version and the period it takes effect from: a version is
+    in force from its ``effective_from`` until the next version's (the first from the
+    beginning), so that past periods are assessed against the targets in force then.
+    """
+    items = [s if isinstance(s, tuple) else (s, 1, None) for s in schedules]
+    starts: dict[tuple[str, int], int] = {}
+    by_contract: dict[str, list[tuple[int, str | None]]] = {}
+    for schedule, version, effective in items:
+        by_contract.setdefault(schedule.id, []).append((version, effective))
+    for cid, versions in by_contract.items():
+        versions.sort()
+        for i, (version, effective) in enumerate(versions):
+            # A version with no start replaces those before it entirely (nothing had been
+            # checked when it was loaded).
+            starts[(cid, version)] = (-NO_END if i == 0 or effective is None
+                                      else month_index(effective))
+    ends: dict[tuple[str, int], int] = {}
+    for cid, versions in by_contract.items():
+        for i, (version, _) in enumerate(versions):
+            nxt = versions[i + 1][0] if i + 1 < len(versions) else None
+            ends[(cid, version)] = starts[(cid, nxt)] if nxt is not None else NO_END
     rows = []
-    for schedule in schedules:
+    for schedule, version, _ in items:
         for order, m in enumerate(schedule.measures):
             target = m.target_range
             band = m.tolerance_band()
@@ -49,7 +76,9 @@ def measure_table(schedules: Iterable[Schedule]) -> pd.DataFrame:
                 "year_start_month": schedule.contract.year_start_month,
                 "starts": month_index(schedule.contract.starts) if schedule.contract.starts
                 else -1,
-                "profile": profile,
+                "profile": profile, "schedule_version": version,
+                "in_force_from": starts[(schedule.id, version)],
+                "in_force_to": ends[(schedule.id, version)],
             })
     return pd.DataFrame(rows)
 
@@ -98,7 +127,8 @@ def pick_primary(figures: pd.DataFrame, measures: pd.DataFrame) -> pd.DataFrame:
                                                                                   "measure"])
     figs["not_primary"] = figs["source"] != figs["primary_source"]
     figs = figs.sort_values([*keys, "not_primary", "source_rank"], kind="stable")
-    primary = figs.drop_duplicates(keys, keep="first")[[*keys, "value", "source", "comment"]]
+    carried = [c for c in ("value", "source", "comment", "version") if c in figs]
+    primary = figs.drop_duplicates(keys, keep="first")[[*keys, *carried]]
     counts = figs.groupby(keys, sort=False).size()
     multi = counts[counts > 1].index
     primary = primary.set_index(keys)
@@ -139,7 +169,8 @@ def assess(measures: pd.DataFrame, figures: pd.DataFrame,
     if not figures.empty:
         # The first period in which some figure is due: a lagged figure is due later.
         lags = figures[["contract", "measure"]].merge(
-            measures[["contract", "measure", "lag_months"]], how="left")["lag_months"]
+            measures[["contract", "measure", "lag_months"]].drop_duplicates(
+                ["contract", "measure"]), how="left")["lag_months"]
         due_at = figures["period"].map(month_index).to_numpy() + lags.fillna(0).to_numpy()
         fig_first = pd.Series(due_at, index=figures.index).groupby(figures["contract"]).min()
         first = pd.concat([first, fig_first.reindex(first.index)], axis=1).min(axis=1)
@@ -151,7 +182,8 @@ def assess(measures: pd.DataFrame, figures: pd.DataFrame,
                                 zip(spans["first"], spans["last"], strict=True)]),
     })
     grid = grid.merge(measures, on="contract")
-    grid = grid[grid["pidx"] >= grid["starts"]]
+    grid = grid[(grid["pidx"] >= grid["starts"]) & (grid["pidx"] >= grid["in_force_from"])
+                & (grid["pidx"] < grid["in_force_to"])]
     if grid.empty:
         return pd.DataFrame(columns=ASSESSMENT_COLUMNS)
 
@@ -165,7 +197,8 @@ def assess(measures: pd.DataFrame, figures: pd.DataFrame,
     grid["period"] = grid["pidx"].map(period_names)
     grid["figure_period"] = grid["fidx"].map(period_names)
 
-    primary = pick_primary(figures, measures).rename(columns={"period": "figure_period"})
+    primary = pick_primary(figures, measures.drop_duplicates(["contract", "measure"])).rename(
+        columns={"period": "figure_period", "version": "figure_version"})
     grid = grid.merge(primary, on=["contract", "measure", "figure_period"], how="left")
     grid["sources"] = grid["sources"].fillna(0).astype(int)
     # A measure's history starts with its first figure, or with the first period checked,
@@ -236,7 +269,8 @@ def assess(measures: pd.DataFrame, figures: pd.DataFrame,
         grid = grid.merge(wanted[["contract", "period"]], on=["contract", "period"])
     grid = grid.sort_values(["contract", "period", "order"], kind="stable")
     return grid.reindex(columns=[*ASSESSMENT_COLUMNS, "due", "order", "unit", "polarity",
-                                 "frequency", "accumulation", "elapsed"]).reset_index(drop=True)
+                                 "frequency", "accumulation", "elapsed", "schedule_version",
+                                 "figure_version"]).reset_index(drop=True)
 
 
 def _run_length(flag: pd.Series, keys: list[pd.Series]) -> pd.Series:

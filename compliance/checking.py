@@ -21,6 +21,7 @@ class CheckResult:
     assessments: pd.DataFrame
     rules: RulesResult
     counts: dict[str, int]
+    versions: dict[tuple[str, int], Schedule]
 
 
 def history_with_features(tx: Transaction, schedules: Mapping[str, Schedule],
@@ -33,11 +34,12 @@ def history_with_features(tx: Transaction, schedules: Mapping[str, Schedule],
     from compliance.assess import add_features, assess, measure_table
 
     figures = tx.latest_figures(list(schedules), up_to=max(through.values()))
+    in_force = tx.schedule_versions(list(schedules))
     spans = {}
     for cid, last in through.items():
         first = tx.checked_from(cid) or last
         spans[cid] = [min(first, last), last]
-    history = assess(measure_table(schedules.values()), figures, spans, history=True)
+    history = assess(measure_table(in_force), figures, spans, history=True)
     return add_features(history)
 
 
@@ -53,7 +55,8 @@ def run_check(tx: Transaction, schedules: dict[str, Schedule], periods: Sequence
     from compliance.escalation import run_rules
 
     figures = tx.latest_figures(list(schedules), up_to=max(periods))
-    assessments = assess(measure_table(schedules.values()), figures, list(periods))
+    in_force = tx.schedule_versions(list(schedules))
+    assessments = assess(measure_table(in_force), figures, list(periods))
     versions = {cid: tx.schedule_version(cid) for cid in schedules}
     counts = tx.save_assessments(assessments, versions)
 
@@ -67,7 +70,8 @@ def run_check(tx: Transaction, schedules: dict[str, Schedule], periods: Sequence
         counts["findings"] += written["findings"]
         counts["escalations"] += written["escalations"]
     return CheckResult(schedules=schedules, periods=list(periods), assessments=assessments,
-                       rules=rules, counts=counts)
+                       rules=rules, counts=counts,
+                       versions={(s.id, v): s for s, v, _ in in_force})
 
 
 def escalation_as_at(row: Mapping[str, Any], period: str, forums: Sequence[str]

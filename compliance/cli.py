@@ -331,7 +331,7 @@ def _print_check(result: CheckResult, format: Format) -> None:
     docs = check_documents(result)
     if format is Format.json:
         payload: Any = docs[0] if len(docs) == 1 else docs
-        typer.echo(json.dumps(payload, indent=2, ensure_ascii=False))
+        typer.echo(json.dumps(payload, indent=2, ensure_ascii=False, allow_nan=False))
     elif format is Format.csv:
         import csv
 
@@ -539,6 +539,9 @@ def _atomic(path: Path) -> Iterator[Any]:
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
             yield handle
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -655,10 +658,88 @@ def rules_show(
         typer.echo(f"- {rule.id}: {describe(rule, loaded.settings)}")
 
 
+def _report_data(tx: Transaction, contract: str, month: str) -> dict[str, Any]:
+    """What the committee report and the scorecard export are made of, for one month."""
+    from compliance.checking import escalation_as_at, history_with_features
+
+    schedule = tx.schedules([contract])[contract]
+    through = tx.checked_through(contract)
+    if through is None or tx.checked_from(contract) is None or not tx.assessments(
+            contract, month).shape[0]:
+        raise ComplianceError(Problem(
+            f"{contract} has not been checked for {month}: run compliance check --contract "
+            f"{contract} --period {month} first", column="--period"))
+    history = history_with_features(tx, {contract: schedule}, {contract: month})
+    forums = schedule.contract.forums
+    ladder = [state for state in (escalation_as_at(e.model_dump(), month, forums)
+                                  for e in tx.escalations([contract])) if state]
+    findings = [f.model_dump() for f in tx.findings(contract)]
+    return {"schedule": schedule, "history": history, "escalations": ladder,
+            "findings": findings}
+
+
+@app.command()
+def report(
+    contract: Annotated[str, typer.Option("--contract", "-c", help="Contract id.")],
+    period: Annotated[str, typer.Option("--period", "-p", help="The month, YYYY-MM.")],
+    out: Annotated[Path | None, typer.Option(
+        "--out", "-o", help="The HTML file to write. Default: CONTRACT-PERIOD.html")] = None,
+    months: Annotated[int, typer.Option("--months", min=2, max=60,
+                                        help="Months of history in each chart.")] = 12,
+) -> None:
+    """Write the committee report: one self-contained HTML file."""
+    from compliance.report import render_report
+
+    with _user_errors():
+        month = _periods(period, None, None)[0]
+        store = _store()
+        with store.transaction(state.user) as tx:
+            data = _report_data(tx, contract, month)
+        html = render_report(data["schedule"], data["history"], data["escalations"],
+                             data["findings"], month, months=months)
+        path = out or Path(f"{contract}-{month}.html")
+        with _atomic(path) as handle:
+            handle.write(html)
+        _info(f"report written to {path}")
+
+
+class ExportFormat(str, Enum):
+    xlsx = "xlsx"
+
+
+@app.command()
+def export(
+    contract: Annotated[str, typer.Option("--contract", "-c", help="Contract id.")],
+    period: Annotated[str, typer.Option("--period", "-p", help="The month, YYYY-MM.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The file to write.")],
+    format: Annotated[ExportFormat, typer.Option("--format", "-f", help="File format.")]
+    = ExportFormat.xlsx,
+) -> None:
+    """Export the month's scorecard as a spreadsheet commissioners can filter."""
+    from compliance.escalation import records
+    from compliance.report.xlsx import export_scorecard
+
+    with _user_errors():
+        month = _periods(period, None, None)[0]
+        store = _store()
+        with store.transaction(state.user) as tx:
+            data = _report_data(tx, contract, month)
+        history = data["history"]
+        rows = records(history[history["period"] == month])
+        if not out.resolve().parent.is_dir():
+            raise ComplianceError(Problem(f"no such folder: {out.resolve().parent}",
+                                          file=str(out)))
+        export_scorecard(data["schedule"], rows, month, out)
+        _info(f"scorecard written to {out}")
+
+
 @app.command()
 def demo(
     keep: Annotated[Path | None, typer.Option(
         "--keep", help="Keep the demo store at this path instead of a temporary file.")] = None,
+    report: Annotated[Path, typer.Option(
+        "--report", help="Where to write the committee report of the Sunderland contract.")]
+    = Path("compliance-demo-report.html"),
 ) -> None:
     """Run the bundled seed contracts end to end on a temporary SQLite store."""
     import tempfile
@@ -672,6 +753,8 @@ def demo(
              [f"examples/sunderland-tfc-2018-{m:02d}.csv" for m in (6, 7, 8, 9)], "2018-09"),
             ("contracts/darlington-childrens.yaml", ["examples/darlington-2017-q2.csv"],
              "2017-09")]
+    from compliance.report import render_report
+
     with _user_errors(), tempfile.TemporaryDirectory(prefix="compliance-demo-") as tmp:
         path = keep or Path(tmp) / "demo.db"
         store = Store(f"sqlite:///{path}")
@@ -681,7 +764,14 @@ def demo(
                 result = _check(tx, [str(root / schedule_file)], [period],
                                 [root / f for f in return_files])
             _print_check(result, Format.table)
+        with store.transaction(state.user) as tx:
+            data = _report_data(tx, "sunderland-tfc", "2018-09")
+        html = render_report(data["schedule"], data["history"], data["escalations"],
+                             data["findings"], "2018-09")
+        with _atomic(report) as handle:
+            handle.write(html)
         store.dispose()
+        _info(f"committee report for Sunderland, September 2018: {report.resolve()}")
         _info(f"demo store: {path}" + ("" if keep else " (removed on exit; --keep PATH keeps it)"))
 
 

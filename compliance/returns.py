@@ -67,10 +67,18 @@ def _read_csv(data: bytes, file: str) -> list[list[Any]]:
     if "\x00" in text:
         raise ReturnError(Problem("the file holds NUL bytes: it is not a CSV text file",
                                   file=file))
+    rows: list[list[Any]] = []
     try:
-        return list(csv.reader(io.StringIO(text, newline="")))
+        for row in csv.reader(io.StringIO(text, newline=""), strict=True):
+            rows.append(row)
     except csv.Error as exc:
-        raise ReturnError(Problem(f"not a readable CSV: {exc}", file=file)) from None
+        where = len(rows) + 1
+        if "unexpected end of data" in str(exc):
+            raise ReturnError(Problem(
+                "a quoted cell is never closed (a missing \" ?): the rest of the file would "
+                "be read as one cell", file=file, row=where)) from None
+        raise ReturnError(Problem(f"not a readable CSV: {exc}", file=file, row=where)) from None
+    return rows
 
 
 _LOOKALIKES = str.maketrans({"l": "1", "I": "1", "O": "0", "o": "0"})
@@ -108,15 +116,21 @@ def _read_xlsx(data: bytes, file: str) -> list[list[Any]]:
 
     try:
         book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+        formulas = load_workbook(io.BytesIO(data), read_only=True, data_only=False)
     except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
         raise ReturnError(Problem(f"not a readable XLSX workbook: {exc}", file=file)) from None
     try:
         sheet = book.worksheets[0]
         rows: list[list[Any]] = []
+        written = formulas.worksheets[0].iter_rows(values_only=True)
         for cells in sheet.iter_rows():
+            as_written = next(written, ())
             row: list[Any] = []
-            for cell in cells:
+            for index, cell in enumerate(cells):
                 value = getattr(cell, "value", None)
+                formula = as_written[index] if index < len(as_written) else None
+                if value is None and isinstance(formula, str) and formula.startswith("="):
+                    value = UnsavedFormula(formula)
                 fmt = str(getattr(cell, "number_format", "") or "")
                 # A cell formatted as a percentage holds the fraction (0.294 shows as 29.4%).
                 if isinstance(value, int | float) and not isinstance(value, bool) and "%" in fmt:
@@ -126,6 +140,11 @@ def _read_xlsx(data: bytes, file: str) -> list[list[Any]]:
         return rows
     finally:
         book.close()
+        formulas.close()
+
+
+class UnsavedFormula(str):
+    """A workbook cell holding a formula whose result was never saved."""
 
 
 def _text(value: Any) -> str:
@@ -138,6 +157,9 @@ def _text(value: Any) -> str:
 
 def _number(value: Any) -> tuple[float | None, str | None]:
     """(number, None), (None, None) for a blank, or (None, reason) when it is not a number."""
+    if isinstance(value, UnsavedFormula):
+        return None, (f"the cell holds the formula {str(value)!r} with no saved value: open the "
+                      "workbook in a spreadsheet program and save it, or paste values")
     if isinstance(value, bool):
         return None, f"{value!r} is not a number"
     if isinstance(value, int | float):

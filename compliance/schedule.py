@@ -291,7 +291,7 @@ def validate_schedule(path: str | Path) -> tuple[Schedule | None, list[Problem]]
         except ValidationError as exc:
             problems.extend(_pydantic_problems(exc, raw, file, ("measures", index), MeasureSpec))
 
-    if raw_measures is not None and not raw_measures and "measures" in plain:
+    if not raw_measures and "measures" in plain:
         problems.append(Problem("the schedule lists no measures", file=file,
                                 line=line_of(raw, "measures")))
 
@@ -357,22 +357,32 @@ def _measure_line(raw: Any, measure_id: str) -> int | None:
     return None
 
 
-def _key_line(raw: Any, measure_id: str, key: str) -> int | None:
+def _key_line(raw: Any, measure_id: str, key: str, nth: int = 0) -> int | None:
+    """The line of a key of the nth measure with this id (ids may be given twice)."""
     for item in raw.get("measures") or []:
-        if isinstance(item, dict) and str(item.get("id")) == measure_id and key in item:
-            return line_of(item, key)
+        if isinstance(item, dict) and str(item.get("id")) == measure_id:
+            if nth:
+                nth -= 1
+                continue
+            return line_of(item, key) if key in item else line_of(item)
     return _measure_line(raw, measure_id)
 
 
 def _clause_problems(measures: list[MeasureSpec], contract: ContractSpec | None, file: str,
                      raw: Any, lines: dict[str, int | None]) -> Iterator[Problem]:
     """What pydantic cannot see: clauses that are impossible, or doubtful, in context."""
-    kpis = {m.id for m in measures if m.kind == "kpi"}
+    # A KPI whose own clause is invalid is still a KPI its supporting measures may name.
+    kpis = {str(item.get("id")) for item in (raw.get("measures") or [])
+            if isinstance(item, dict) and item.get("kind") == "kpi"}
     seen: dict[str, int | None] = {}
+    occurrences: dict[str, int] = {}
     for m in measures:
+        nth = occurrences.get(m.id, 0)
+        occurrences[m.id] = nth + 1
+
         def at(key: str, message: str, severity: Literal["error", "warning"] = "error",
-               measure: MeasureSpec = m) -> Problem:
-            return Problem(message, file=file, line=_key_line(raw, measure.id, key),
+               measure: MeasureSpec = m, nth: int = nth) -> Problem:
+            return Problem(message, file=file, line=_key_line(raw, measure.id, key, nth),
                            measure=measure.id, severity=severity)
 
         if m.id in seen:

@@ -16,6 +16,10 @@ def _num(value: Any) -> float | None:
     return None if missing(value) else float(value)
 
 
+def _text(value: Any) -> str | None:
+    return None if missing(value) or value == "" else str(value)
+
+
 def check_documents(result: CheckResult) -> list[dict[str, Any]]:
     """One document per contract and period checked."""
     from compliance.checking import escalation_as_at
@@ -29,7 +33,8 @@ def check_documents(result: CheckResult) -> list[dict[str, Any]]:
         schedule = result.schedules[cid]
         items = []
         for row in records(group):
-            m = schedule.measure(row["measure"])
+            in_force = result.versions.get((cid, int(row["schedule_version"])), schedule)
+            m = in_force.measure(row["measure"])
             items.append({
                 "measure": m.id, "kind": m.kind, "title": m.title, "unit": m.unit,
                 "polarity": m.polarity, "period": row["figure_period"],
@@ -37,14 +42,17 @@ def check_documents(result: CheckResult) -> list[dict[str, Any]]:
                 "target": list(m.target) if isinstance(m.target, tuple) else m.target,
                 "tolerance": list(m.tolerance) if isinstance(m.tolerance, tuple)
                 else m.tolerance,
-                "status": row["status"], "rag": row["rag"], "direction": row["direction"],
+                "status": row["status"], "rag": row["rag"], "direction": _text(row["direction"]),
                 "previous_value": _num(row["previous_value"]),
                 "profiled_target": _num(row["profiled_target"]),
                 "compared_with": _num(row["compared_with"]),
-                "forecast": _num(row["forecast"]), "forecast_status": row["forecast_status"],
-                "reason": row["reason"] or None, "source": row["source"] or None,
+                "forecast": _num(row["forecast"]), "forecast_status": _text(row["forecast_status"]),
+                "reason": _text(row["reason"]), "source": _text(row["source"]),
                 "sources": int(row["sources"]), "source_spread": _num(row["source_spread"]),
                 "comparators": dict(m.comparators), "baselines": dict(m.baselines),
+                "schedule_version": int(row["schedule_version"]),
+                "figure_version": None if missing(row["figure_version"])
+                else int(row["figure_version"]),
             })
         mine = [f for f in findings if f["contract"] == cid and f["period"] == period]
 

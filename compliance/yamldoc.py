@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,8 @@ def line_of(node: Any, key: Any = None, value: bool = False) -> int | None:
 
 _MAX_NODES = 100_000
 _PLAIN_TAGS = frozenset(f"tag:yaml.org,2002:{name}" for name in
-                        ("str", "int", "float", "bool", "null", "map", "seq"))
+                        ("str", "int", "float", "bool", "null", "map", "seq", "timestamp",
+                         "merge"))
 
 
 def _check_nodes(root: Any, file: str) -> list[Problem]:
@@ -100,6 +102,8 @@ def _plain(node: Any) -> Any:
         return int(node)
     if isinstance(node, float):
         return float(node)
+    if isinstance(node, dt.date):  # an unquoted date such as 2017-04-01
+        return node.isoformat()[:10]
     return str(node)
 
 
@@ -133,6 +137,8 @@ def read_yaml(path: str | Path, what: str
         loader = _yaml()
         loader.allow_duplicate_keys = True
         raw = loader.load(text)
+    except RecursionError:
+        return [Problem(f"the {what} nests too deeply to be read", file=file)]
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = mark.line + 1 if mark is not None else None

@@ -22,10 +22,12 @@ from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlmodel import Session, col, create_engine
 
 from compliance.errors import StoreError
+from compliance.periods import add_months
 from compliance.schedule import Schedule, schedule_from_json
 from compliance.store.models import (
     Assessment,
     AuditEntry,
+    CheckFigure,
     CheckRun,
     Contract,
     Escalation,
@@ -164,8 +166,13 @@ class Transaction:
 
     # --- contracts and schedules ------------------------------------------------------------
 
-    def load_schedule(self, schedule: Schedule) -> tuple[int, bool]:
-        """Register a schedule; a changed one becomes a new version. Returns (version, new)."""
+    def load_schedule(self, schedule: Schedule, effective_from: str | None = None
+                      ) -> tuple[int, bool]:
+        """Register a schedule; a changed one becomes a new version. Returns (version, new).
+
+        A new version takes effect from ``effective_from``; by default from the month after
+        the latest period checked, so that no period already checked changes its targets.
+        """
         s = self.session
         contract = s.get(Contract, schedule.id)
         spec_json = schedule.model_dump_json(exclude={"warnings"})
@@ -177,19 +184,27 @@ class Transaction:
             if current is not None and current.sha256 == digest:
                 return contract.current_version, False
             version = contract.current_version + 1
+            previous = current.effective_from if current is not None else None
+            if effective_from is None:
+                through = self.checked_through(schedule.id)
+                effective_from = add_months(through, 1) if through else previous
+            if previous and effective_from and effective_from < previous:
+                raise StoreError(f"version {version} of {schedule.id} cannot take effect from "
+                                 f"{effective_from}, before version {version - 1} ({previous})")
             contract.current_version = version
             contract.title = schedule.contract.title
             contract.provider = schedule.contract.provider
             contract.commissioner = schedule.contract.commissioner
         else:
             version = 1
+            effective_from = None
             s.add(Contract(id=schedule.id, title=schedule.contract.title,
                            commissioner=schedule.contract.commissioner,
                            provider=schedule.contract.provider, current_version=1))
             s.flush()
         s.add(ScheduleVersion(contract_id=schedule.id, version=version, sha256=digest,
                               spec_json=spec_json, source_path=schedule.path,
-                              effective_from=schedule.contract.starts, loaded_by=self.user))
+                              effective_from=effective_from, loaded_by=self.user))
         rows = []
         for m in schedule.measures:
             target, band = m.target_range, m.tolerance_band()
@@ -202,7 +217,8 @@ class Transaction:
                 tolerance_low=band[0] if band else None,
                 tolerance_high=band[1] if band else None, lag_months=m.lag_months))
         s.flush()
-        s.execute(insert(Measure), rows)
+        if rows:
+            s.execute(insert(Measure), rows)
         return version, True
 
     def schedules(self, ids: Sequence[str] | None = None) -> dict[str, Schedule]:
@@ -222,6 +238,12 @@ class Transaction:
                     "; the store holds no contracts yet (compliance contract load FILE)"
                 raise StoreError(f"unknown contract {', '.join(map(repr, missing))}{hint}")
         return found
+
+    def schedule_versions(self, ids: Sequence[str]) -> list[tuple[Schedule, int, str | None]]:
+        """Every version of the contracts' schedules, with the period each takes effect."""
+        query = select(ScheduleVersion).where(col(ScheduleVersion.contract_id).in_(list(ids)))
+        return [(schedule_from_json(row.spec_json), row.version, row.effective_from)
+                for row in self.session.execute(query).scalars()]
 
     def contract_ids(self) -> list[str]:
         query = select(col(Contract.id)).order_by(col(Contract.id))
@@ -325,12 +347,20 @@ class Transaction:
             records = records[_ASSESSMENT_FIELDS].astype(object).where(
                 records[_ASSESSMENT_FIELDS].notna(), None)
             rows: list[dict[str, Any]] = records.to_dict("records")  # type: ignore[assignment]
-            for row in rows:
+            used = []
+            for row, version, figure_version in zip(
+                    rows, group["schedule_version"], group["figure_version"], strict=True):
                 row["check_run_id"] = run.id
-                row["schedule_version"] = versions[str(contract)]
+                row["schedule_version"] = int(version)
                 row["reason"] = row["reason"] or ""
                 row["sources"] = int(row["sources"] or 0)
+                if figure_version == figure_version and figure_version is not None:
+                    used.append({"check_run_id": run.id, "measure_id": row["measure_id"],
+                                 "figure_period": row["figure_period"],
+                                 "version": int(figure_version), "source": row["source"] or ""})
             s.execute(insert(Assessment), rows)
+            if used:
+                s.execute(insert(CheckFigure), used)
             written += len(rows)
         return {"check_runs": runs, "assessments": written}
 
@@ -350,6 +380,37 @@ class Transaction:
         """The latest period any check of the contract has covered."""
         query = select(func.max(CheckRun.period)).where(col(CheckRun.contract_id) == contract)
         return self.session.execute(query).scalar()
+
+    def figure_history(self, contract: str, measure: str) -> list[dict[str, Any]]:
+        """Every version of every figure of a measure, and the checks that used each."""
+        query = (select(Figure, Submission).join(Submission,
+                                                 col(Submission.id) == col(Figure.submission_id))
+                 .where(col(Figure.contract_id) == contract)
+                 .where(col(Figure.measure_id) == measure)
+                 .order_by(col(Figure.period), col(Figure.version), col(Figure.source_rank)))
+        used: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
+        usage = (select(CheckFigure, CheckRun)
+                 .join(CheckRun, col(CheckRun.id) == col(CheckFigure.check_run_id))
+                 .where(col(CheckRun.contract_id) == contract)
+                 .where(col(CheckFigure.measure_id) == measure)
+                 .order_by(col(CheckRun.id)))
+        for link, run in self.session.execute(usage):
+            used.setdefault((link.figure_period, link.version, link.source), []).append(
+                {"check": run.id, "period": run.period, "at": run.run_at, "by": run.run_by})
+        latest: dict[str, int] = {}
+        rows = []
+        for figure, submission in self.session.execute(query):
+            latest[figure.period] = max(latest.get(figure.period, 0), figure.version)
+            rows.append({
+                "period": figure.period, "version": figure.version, "source": figure.source,
+                "value": figure.value, "comment": figure.comment, "file": submission.file,
+                "row": figure.row, "submitted_at": submission.submitted_at,
+                "submitted_by": submission.submitted_by,
+                "used_by": used.get((figure.period, figure.version, figure.source), []),
+            })
+        for row in rows:
+            row["latest"] = row["version"] == latest[row["period"]]
+        return rows
 
     # --- records of the rules --------------------------------------------------------------
 
