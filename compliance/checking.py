@@ -54,6 +54,7 @@ def run_check(tx: Transaction, schedules: dict[str, Schedule], periods: Sequence
     from compliance.assess import assess, measure_table
     from compliance.escalation import run_rules
 
+    tx.lock(list(schedules))
     figures = tx.latest_figures(list(schedules), up_to=max(periods))
     in_force = tx.schedule_versions(list(schedules))
     assessments = assess(measure_table(in_force), figures, list(periods))

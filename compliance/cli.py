@@ -179,9 +179,15 @@ def contract_validate(
 @contract_app.command("load")
 def contract_load(
     files: Annotated[list[Path], typer.Argument(help="Schedule files (YAML).")],
+    effective_from: Annotated[str | None, typer.Option(
+        "--effective-from", help="The first month a changed schedule applies to. Default: "
+        "the month after the latest month checked (months already checked keep their "
+        "targets).")] = None,
 ) -> None:
     """Register contract schedules; a changed schedule becomes a new version."""
     with _user_errors():
+        if effective_from is not None:
+            effective_from = _periods(effective_from, None, None)[0]
         schedules = _load_schedules(files)
         store = _store()
         from rich.text import Text
@@ -190,7 +196,8 @@ def contract_load(
             for warning in schedule.warnings:
                 _console(stderr=True).print(Text(warning, style="yellow"))
         with store.transaction(state.user) as tx:
-            results = {s.id: tx.load_schedule(s) for s in schedules}
+            tx.lock([s.id for s in schedules])
+            results = {s.id: tx.load_schedule(s, effective_from) for s in schedules}
             tx.audit("contract load", _args(files=files),
                      {"contracts": len(results),
                       "new_versions": sum(1 for _, new in results.values() if new)})
@@ -251,6 +258,7 @@ def _submit(tx: Transaction, files: list[Path], contract: str | None) -> dict[st
         raise ComplianceError("the store holds no contracts: load a schedule first "
                               "(compliance contract load FILE)")
     figures = parse_returns(files, schedules, contract)
+    tx.lock(sorted(set(figures["contract"])))
     counts = tx.submit(figures, {str(f): file_digest(f) for f in files})
     tx.audit("submit", _args(files=files, contract=contract), counts)
     return counts
@@ -389,17 +397,11 @@ def _csv_cell(value: Any) -> str:
         return ""
     if isinstance(value, list):
         return "-".join(str(v) for v in value)
+    if isinstance(value, bool | int | float):
+        return str(value)
     text = str(value)
-    # Provider text must not become a formula in a spreadsheet.
-    return "'" + text if text[:1] in ("=", "+", "-", "@") and not _is_number(text) else text
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
+    # Text, above all a provider's, must not become a formula when a spreadsheet opens it.
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 def _scorecard(doc: dict[str, Any], schedule: Schedule) -> Any:
@@ -567,14 +569,7 @@ def explain(
         store = _store()
         with store.transaction(state.user) as tx:
             schedule = tx.schedules([contract])[contract]
-            ids = [m.id for m in schedule.measures]
-            if measure not in ids:
-                from compliance.returns import closest
-
-                likely = closest(measure, ids)
-                hint = f" (did you mean {likely!r}?)" if likely else ""
-                raise ComplianceError(Problem(f"measure {measure!r} is not in the schedule of "
-                                              f"{contract}{hint}", column="--measure"))
+            _known_measure(schedule, measure)
             if tx.assessment(contract, measure, month) is None:
                 raise ComplianceError(Problem(
                     f"nothing to explain: {contract} has not been checked for {month} (run "
@@ -656,6 +651,110 @@ def rules_show(
         typer.echo(f"  {name} = {value:g}")
     for rule in loaded.rules:
         typer.echo(f"- {rule.id}: {describe(rule, loaded.settings)}")
+
+
+@app.command()
+def history(
+    contract: Annotated[str, typer.Option("--contract", "-c", help="Contract id.")],
+    measure: Annotated[str, typer.Option("--measure", "-m", help="Measure id, e.g. KPI2.")],
+    format: Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
+    = Format.table,
+) -> None:
+    """Every version of every figure of a measure, who sent it, and which checks used it."""
+    with _user_errors():
+        store = _store()
+        with store.transaction(state.user) as tx:
+            schedule = tx.schedules([contract])[contract]
+            _known_measure(schedule, measure)
+            rows = tx.figure_history(contract, measure)
+    for row in rows:
+        row["submitted_at"] = row["submitted_at"].isoformat(timespec="seconds")
+        for use in row["used_by"]:
+            use["at"] = use["at"].isoformat(timespec="seconds")
+    if format is Format.json:
+        typer.echo(json.dumps(rows, indent=2, ensure_ascii=False, allow_nan=False))
+        return
+    if format is Format.csv:
+        import csv
+
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        fields = ["period", "version", "source", "value", "latest", "file", "row",
+                  "submitted_at", "submitted_by", "comment", "used_by_checks"]
+        writer.writerow(fields)
+        for row in rows:
+            used = " ".join(f"#{u['check']}({u['period']})" for u in row["used_by"])
+            writer.writerow([_csv_cell(row[f]) for f in fields[:-1]] + [used])
+        return
+    from rich.table import Table
+
+    from compliance import present
+
+    unit = schedule.measure(measure).unit
+    table = Table(title=f"{contract} {measure}: every figure received", title_justify="left",
+                  header_style="bold")
+    for name in ("Period", "Version", "Source", "Figure", "Sent", "By", "File", "Used by"):
+        table.add_column(name, overflow="fold")
+    for row in rows:
+        used = ", ".join(f"check #{u['check']} ({u['period']}, {u['at'][:16]})"
+                         for u in row["used_by"]) or "—"
+        version = f"{row['version']}" + (" (latest)" if row["latest"] else "")
+        table.add_row(row["period"], version, row["source"] or "—",
+                      present.figure(row["value"], unit), row["submitted_at"][:16],
+                      row["submitted_by"], f"{row['file']}:{row['row']}", used)
+    if not rows:
+        table.caption = "No figures received."
+    _console().print(table)
+
+
+def _known_measure(schedule: Schedule, measure: str) -> None:
+    ids = [m.id for m in schedule.measures]
+    if measure not in ids:
+        from compliance.returns import closest
+
+        likely = closest(measure, ids)
+        hint = f" (did you mean {likely!r}?)" if likely else ""
+        raise ComplianceError(Problem(f"measure {measure!r} is not in the schedule of "
+                                      f"{schedule.id}{hint}", column="--measure"))
+
+
+@app.command()
+def audit(
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many entries.")] = 50,
+    format: Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
+    = Format.table,
+) -> None:
+    """The audit trail: every command that changed the store, by whom, when, with counts."""
+    with _user_errors():
+        store = _store()
+        with store.transaction(state.user) as tx:
+            entries = [e.model_dump() for e in tx.audit_entries(limit)]
+    for entry in entries:
+        entry["at"] = entry["at"].isoformat(timespec="seconds")
+        entry["arguments"] = json.loads(entry["arguments"])
+        entry["counts"] = json.loads(entry["counts"])
+    if format is Format.json:
+        typer.echo(json.dumps(entries, indent=2, ensure_ascii=False))
+        return
+    if format is Format.csv:
+        import csv
+
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(["id", "at", "actor", "command", "arguments", "counts"])
+        for e in entries:
+            writer.writerow([e["id"], e["at"], _csv_cell(e["actor"]), e["command"],
+                             _csv_cell(json.dumps(e["arguments"])),
+                             _csv_cell(json.dumps(e["counts"]))])
+        return
+    from rich.table import Table
+
+    table = Table(title="Audit trail (latest first)", title_justify="left", header_style="bold")
+    for name in ("#", "When (UTC)", "Who", "Command", "Arguments", "Written"):
+        table.add_column(name, overflow="fold")
+    for e in entries:
+        args = "; ".join(f"{k}={v}" for k, v in e["arguments"].items())
+        counts = ", ".join(f"{k} {v}" for k, v in e["counts"].items())
+        table.add_row(str(e["id"]), e["at"][:19], e["actor"], e["command"], args, counts)
+    _console().print(table)
 
 
 def _report_data(tx: Transaction, contract: str, month: str) -> dict[str, Any]:

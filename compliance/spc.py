@@ -44,6 +44,16 @@ recalculates the limits from that period: the points before it are one chart wit
 their own, the points from it onwards another, and no run crosses the recalculation. Limits
 computed from fewer than ``min_points`` figures are trial limits.
 
+Too few figures: the mean of a stretch needs one figure, its limits one moving range (two
+consecutive periods with figures). A stretch with no figure has no mean (NaN) and
+``points`` 0. A stretch with figures but no moving range (a single figure, or figures only
+ever separated by gaps) has its mean but a NaN MR-bar, NaN limits and NaN near-limit
+boundaries: no point of it is beyond a limit or near one, and it gives no assurance; shift
+and trend, which read only the mean and the figures, still apply. A chart is summed up by the
+stretch its latest figure is read against (see :class:`XmrResult`), so a recalculation from
+a period after the latest figure changes neither the summary nor the latest row of
+:func:`spc_frame` until a figure arrives in the new stretch.
+
 Comparisons with the computed mean, limits and near-limit boundaries allow a relative
 tolerance of 1e-9, so that a figure equal to one of them in decimal is not split off by binary
 rounding.
@@ -157,9 +167,14 @@ class XmrResult:
 
     Rule flags are per point: +1 on the high side, -1 on the low side, 0 not flagged.
     ``segments`` holds the limits of each stretch (one unless the limits are recalculated);
-    ``segment`` says which stretch each point belongs to. The summary properties (``mean``,
-    ``upper_limit``...) are those of the last stretch, the one the latest point is read
-    against. ``side`` and ``rule`` are the outcome of the precedence, per point.
+    ``segment`` says which stretch each point belongs to. The summary properties (``limits``,
+    ``mean``, ``upper_limit``, ``trial``...) are those of the stretch the latest point with a
+    figure is read against, the same point :func:`variation_icon` reads and the same limits
+    :func:`spc_frame` gives that point's row. That is the last stretch, unless the limits are
+    recalculated from a period after the latest figure: a stretch with no figure yet has no
+    limits, and the chart is still read against the stretch before it. With no figure at all
+    they are those of the last stretch (all NaN). ``side`` and ``rule`` are the outcome of the
+    precedence, per point.
     """
 
     values: FloatArray
@@ -175,8 +190,16 @@ class XmrResult:
     rule: tuple[Rule | None, ...]
 
     @property
+    def current(self) -> int:
+        """The index into ``segments`` of the stretch the summary properties describe."""
+        present = np.flatnonzero(~np.isnan(self.values))
+        if len(present) == 0:
+            return len(self.segments) - 1
+        return int(self.segment[present[-1]])
+
+    @property
     def limits(self) -> Limits:
-        return self.segments[-1]
+        return self.segments[self.current]
 
     @property
     def mean(self) -> float:
@@ -283,7 +306,7 @@ def assurance(result: XmrResult, polarity: str | None,
     (``inconsistent``); mirror-wise for ``lower_is_better``. ``within_range`` takes the target
     range [low, high]: passing when both limits lie inside it, failing when the whole band
     between the limits lies outside it, otherwise inconsistent. No target, no polarity or no
-    limits (fewer than two figures) gives None.
+    limits (no moving range in the stretch of the latest figure) gives None.
     """
     if target is None:
         return None

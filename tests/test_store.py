@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 from sqlalchemy import create_engine, insert, inspect, select, text
 from sqlmodel import SQLModel
@@ -104,3 +105,114 @@ def test_foreign_tables_are_not_taken_over(make_store: Callable[[], StoreRef]) -
     result = cli_on(other.url)("contract", "list")
     assert result.exit_code == 1
     assert "holds tables that are not a compliance store" in result.stderr
+
+
+# --- versions, not overwrites ---------------------------------------------------------------
+
+
+def test_resubmission_is_a_new_version_and_history_shows_which_check_used_it(
+        cli: Callable[..., Result], tmp_path: Path) -> None:
+    assert cli("check", "--contract", SUNDERLAND, "--returns", SUNDERLAND_RETURN,
+               "--period", "2018-09", "--format", "json").exit_code == 0
+    revised = tmp_path / "revised.csv"
+    revised.write_text(SUNDERLAND_RETURN.read_text().replace("KPI1,2018-09,99%",
+                                                             "KPI1,2018-09,91%"))
+    assert cli("--user", "provider", "submit", "--contract", "sunderland-tfc",
+               revised).exit_code == 0
+    doc = cli("check", "--contract", "sunderland-tfc", "--period", "2018-09",
+              "--format", "json").json()
+    kpi1 = next(a for a in doc["assessments"] if a["measure"] == "KPI1")
+    assert kpi1["value"] == 91 and kpi1["status"] == "within_tolerance"
+    assert kpi1["figure_version"] == 2
+    rows = cli("history", "--contract", "sunderland-tfc", "--measure", "KPI1",
+               "--format", "json").json()
+    assert [(r["period"], r["version"], r["value"], r["latest"]) for r in rows] == [
+        ("2018-09", 1, 99.0, False), ("2018-09", 2, 91.0, True)]
+    assert [u["check"] for u in rows[0]["used_by"]] == [1]
+    assert [u["check"] for u in rows[1]["used_by"]] == [2]
+    assert rows[0]["file"] == "sunderland-tfc-2018-09.csv" and rows[1]["file"] == "revised.csv"
+    table = cli("history", "--contract", "sunderland-tfc", "--measure", "KPI1").stdout
+    assert "2 (latest)" in table and "check #1" in table
+    bad = cli("history", "--contract", "sunderland-tfc", "--measure", "KPl1")
+    assert bad.exit_code == 1 and "did you mean 'KPI1'?" in bad.stderr
+
+
+def changed_schedule(tmp_path: Path, target: str) -> Path:
+    path = tmp_path / f"changed-{target}.yaml"
+    path.write_text(SUNDERLAND.read_text().replace(
+        "    target: 95\n    tolerance: [90, 94.9]\n\n  - id: SM1.1",
+        f"    target: {target}\n    tolerance: [90, {float(target) - 0.1:g}]\n\n  - id: SM1.1",
+        1))
+    assert path.read_text() != SUNDERLAND.read_text()
+    return path
+
+
+def kpi1_status(cli: Callable[..., Result], period: str) -> tuple[str, float]:
+    doc = cli("check", "--contract", "sunderland-tfc", "--period", period,
+              "--format", "json").json()
+    kpi1 = next(a for a in doc["assessments"] if a["measure"] == "KPI1")
+    return kpi1["status"], kpi1["target"]
+
+
+def test_new_targets_apply_from_their_period_never_to_past_ones(
+        cli: Callable[..., Result], tmp_path: Path) -> None:
+    october = tmp_path / "october.csv"
+    october.write_text("measure,period,value\nKPI1,2018-10,99.2%\n")
+    assert cli("contract", "load", SUNDERLAND).exit_code == 0
+    for path in (SUNDERLAND_RETURN, october):
+        assert cli("submit", "--contract", "sunderland-tfc", path).exit_code == 0
+    assert kpi1_status(cli, "2018-09") == ("met", 95)
+
+    # Raised to 99.5% after September was checked: it applies from October.
+    loaded = cli("contract", "load", changed_schedule(tmp_path, "99.5"))
+    assert "schedule version 2" in loaded.stderr
+    assert kpi1_status(cli, "2018-09") == ("met", 95)
+    assert kpi1_status(cli, "2018-10") == ("within_tolerance", 99.5)
+
+    # An explicit start may reach back over checked months, but never before the version
+    # it follows.
+    again = cli("contract", "load", "--effective-from", "2018-10",
+                changed_schedule(tmp_path, "99.1"))
+    assert again.exit_code == 0, again.stderr
+    assert kpi1_status(cli, "2018-10") == ("met", 99.1)
+    assert kpi1_status(cli, "2018-09") == ("met", 95)
+    early = cli("contract", "load", "--effective-from", "2018-09",
+                changed_schedule(tmp_path, "98"))
+    assert early.exit_code == 1
+    assert "cannot take effect from 2018-09, before version 3 (2018-10)" in early.stderr
+
+
+def test_audit_command_lists_every_change(cli: Callable[..., Result]) -> None:
+    cli("contract", "load", SUNDERLAND)
+    cli("--user", "officer-a", "submit", "--contract", "sunderland-tfc", SUNDERLAND_RETURN)
+    cli("--user", "officer-b", "check", "--contract", "sunderland-tfc", "--period", "2018-09")
+    entries = cli("audit", "--format", "json").json()
+    assert [(e["command"], e["actor"]) for e in entries] == [
+        ("check", "officer-b"), ("submit", "officer-a"), ("contract load", "tester")]
+    assert entries[1]["counts"]["figures"] == 21
+    assert entries[0]["arguments"]["periods"] == ["2018-09"]
+    assert entries[0]["counts"]["assessments"] == 20
+    assert "officer-b" in cli("audit").stdout
+    failed = cli("submit", "--contract", "sunderland-tfc", SUNDERLAND)  # a YAML, not a return
+    assert failed.exit_code == 1
+    assert len(cli("audit", "--format", "json").json()) == 3  # nothing written, no audit row
+
+
+def test_spreadsheet_formulas_from_providers_are_neutralised(
+        cli: Callable[..., Result], tmp_path: Path) -> None:
+    evil = tmp_path / "evil.csv"
+    evil.write_text('measure,period,value,comment\n'
+                    'KPI1,2018-09,,"=HYPERLINK(""http://x"",""click"")"\n'
+                    'SM1.1,2018-09,,"@SUM(1+1)"\nSM1.2,2018-09,,"+1"\nKPI2,2018-09,,"-1+2"\n')
+    result = cli("check", "--contract", SUNDERLAND, "--returns", evil, "--period", "2018-09",
+                 "--format", "csv")
+    assert result.exit_code == 0, result.stderr
+    import csv
+    import io
+
+    reasons = {r["measure"]: r["reason"] for r in csv.DictReader(io.StringIO(result.stdout))}
+    assert reasons["KPI1"] == "'=HYPERLINK(\"http://x\",\"click\")"
+    assert reasons["SM1.1"] == "'@SUM(1+1)"
+    assert reasons["SM1.2"] == "'+1" and reasons["KPI2"] == "'-1+2"
+    history = cli("history", "-c", "sunderland-tfc", "-m", "KPI1", "--format", "csv").stdout
+    assert "'=HYPERLINK" in history

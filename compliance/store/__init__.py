@@ -82,10 +82,18 @@ class Store:
 
             @event.listens_for(self.engine, "connect")
             def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+                # SQLAlchemy, not the driver, decides when a transaction begins (below).
+                dbapi_conn.isolation_level = None
                 cur = dbapi_conn.cursor()
                 cur.execute("PRAGMA foreign_keys=ON")
-                cur.execute("PRAGMA busy_timeout=30000")
+                cur.execute("PRAGMA busy_timeout=60000")
                 cur.close()
+
+            @event.listens_for(self.engine, "begin")
+            def _begin(conn: Any) -> None:
+                # Take the write lock at the start: two officers' commands then queue one
+                # behind the other instead of failing when a reader tries to become a writer.
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     def _alembic(self, connection: Any) -> Any:
         from alembic.config import Config
@@ -163,6 +171,19 @@ class Transaction:
     def __init__(self, session: Session, user: str) -> None:
         self.session = session
         self.user = user
+
+    def lock(self, contracts: Sequence[str]) -> None:
+        """Hold the contracts until this transaction ends, so that two officers working on
+        the same contract at once are served one after the other (SQLite's write lock
+        already does this for the whole store)."""
+        if self.session.get_bind().dialect.name != "postgresql":
+            return
+        from sqlalchemy import text
+
+        for cid in sorted(set(contracts)):
+            key = int.from_bytes(hashlib.sha256(cid.encode()).digest()[:8], "big",
+                                 signed=True)
+            self.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
     # --- contracts and schedules ------------------------------------------------------------
 

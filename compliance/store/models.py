@@ -136,7 +136,10 @@ class Finding(SQLModel, table=True):
     """A record a rule made for one measure-period: a breach, missing data, data quality
     or watch."""
 
-    __table_args__ = (Index("ix_finding_period", "contract_id", "period"),)
+    __table_args__ = (
+        Index("ix_finding_period", "contract_id", "period"),
+        UniqueConstraint("contract_id", "measure_id", "period", "type", "rule"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     contract_id: str = Field(foreign_key="contract.id", max_length=100)

@@ -61,6 +61,7 @@ def upgrade() -> None:
             ["contract.id"],
         ),
         sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("contract_id", "measure_id", "period", "type", "rule"),
     )
     with op.batch_alter_table("finding", schema=None) as batch_op:
         batch_op.create_index("ix_finding_period", ["contract_id", "period"], unique=False)
