@@ -7,6 +7,7 @@ DataFrame of assessments comes out. No Python loop runs per figure.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -284,12 +285,42 @@ FEATURES = ("consecutive_breaches", "consecutive_missing", "consecutive_deterior
             "good_run", "source_spread_fraction")
 
 
-def add_features(history: pd.DataFrame) -> pd.DataFrame:
+SPC_FEATURES = {"variation": "variation", "rule": "spc_rule", "assurance": "assurance",
+                "mean": "spc_mean", "lower_limit": "spc_lower", "upper_limit": "spc_upper",
+                "points": "spc_points", "trial": "spc_trial"}
+
+
+def add_spc(frame: pd.DataFrame, settings: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    """Each judged figure read on its measure's XmR chart (NHS "Making Data Count").
+
+    ``settings`` maps a contract to its SpcSettings; contracts not named use the defaults.
+    """
+    from compliance.spc import SpcSettings, spc_frame
+
+    chosen = settings or {}
+    groups: dict[Any, list[str]] = {}
+    for cid in frame["contract"].unique():
+        groups.setdefault(chosen.get(cid, SpcSettings()), []).append(cid)
+    parts = [spc_frame(frame[frame["contract"].isin(cids)], spc)
+             for spc, cids in groups.items()]
+    charts = pd.concat([p for p in parts if not p.empty], ignore_index=True) if any(
+        not p.empty for p in parts) else pd.DataFrame(columns=["contract", "measure", "period",
+                                                               *SPC_FEATURES])
+    charts = charts[["contract", "measure", "period", *SPC_FEATURES]].rename(
+        columns=SPC_FEATURES)
+    frame = frame.drop(columns=[c for c in SPC_FEATURES.values() if c in frame])
+    return frame.merge(charts, on=["contract", "measure", "period"], how="left")
+
+
+def add_features(history: pd.DataFrame, spc: Mapping[str, Any] | None = None) -> pd.DataFrame:
     """What spans periods, as columns of each measure-period, so a rule reads one fact.
 
     Runs count judged periods only: a period in which the measure is not due neither breaks
-    nor extends a run.
+    nor extends a run. Each figure is also read on its XmR chart (see ``add_spc``).
     """
+    if history.empty:
+        return history
+    history = add_spc(history, spc)
     frame = history.sort_values(["contract", "measure", "period"], kind="stable").copy()
     judged = frame["status"] != "not_due"
     rows = frame[judged]

@@ -24,12 +24,22 @@ class CheckResult:
     versions: dict[tuple[str, int], Schedule]
 
 
+def spc_settings(schedules: Mapping[str, Schedule]) -> dict[str, Any]:
+    """Each contract's XmR chart settings (its schedule's ``spc`` block over the defaults)."""
+    from compliance.spc import SpcSettings
+
+    return {cid: SpcSettings(**s.contract.spc)  # type: ignore[arg-type]
+            for cid, s in schedules.items()
+            if s.contract.spc}
+
+
 def history_with_features(tx: Transaction, schedules: Mapping[str, Schedule],
-                          through: Mapping[str, str]) -> pd.DataFrame:
+                          through: Mapping[str, str],
+                          first: Mapping[str, str] | None = None) -> pd.DataFrame:
     """Every measure-period of the contracts up to ``through``, with the rules' features.
 
     A measure's history starts at its first figure or at the contract's first checked
-    period, whichever is earlier.
+    period (or ``first``), whichever is earlier.
     """
     from compliance.assess import add_features, assess, measure_table
 
@@ -37,10 +47,10 @@ def history_with_features(tx: Transaction, schedules: Mapping[str, Schedule],
     in_force = tx.schedule_versions(list(schedules))
     spans = {}
     for cid, last in through.items():
-        first = tx.checked_from(cid) or last
-        spans[cid] = [min(first, last), last]
+        start = (first or {}).get(cid) or tx.checked_from(cid) or last
+        spans[cid] = [min(start, last), last]
     history = assess(measure_table(in_force), figures, spans, history=True)
-    return add_features(history)
+    return add_features(history, spc_settings(schedules))
 
 
 def run_check(tx: Transaction, schedules: dict[str, Schedule], periods: Sequence[str]
@@ -49,20 +59,21 @@ def run_check(tx: Transaction, schedules: dict[str, Schedule], periods: Sequence
 
     Records (breaches, escalations) are a function of the figures up to the latest period any
     check of the contract has covered, replayed in period order: checking again, or checking
-    months out of order, leaves the same records as checking them in order.
+    months out of order, leaves the same records as checking them in order. One assessment
+    of the whole history serves both the periods checked and the rules.
     """
-    from compliance.assess import assess, measure_table
     from compliance.escalation import run_rules
 
     tx.lock(list(schedules))
-    figures = tx.latest_figures(list(schedules), up_to=max(periods))
-    in_force = tx.schedule_versions(list(schedules))
-    assessments = assess(measure_table(in_force), figures, list(periods))
+    through = {cid: max(max(periods), tx.checked_through(cid) or "") for cid in schedules}
+    first = {cid: min(min(periods), tx.checked_from(cid) or "9999-12") for cid in schedules}
+    history = history_with_features(tx, schedules, through, first)
+    assessments = (history[history["period"].isin(list(periods))].reset_index(drop=True)
+                   if not history.empty else history)
     versions = {cid: tx.schedule_version(cid) for cid in schedules}
     counts = tx.save_assessments(assessments, versions)
 
-    through = {cid: tx.checked_through(cid) or max(periods) for cid in schedules}
-    rules = run_rules(history_with_features(tx, schedules, through), schedules)
+    rules = run_rules(history, schedules)
     counts.update(findings=0, escalations=0)
     for cid in schedules:
         mine = rules.findings[rules.findings["contract"] == cid]
@@ -70,6 +81,7 @@ def run_check(tx: Transaction, schedules: dict[str, Schedule], periods: Sequence
         written = tx.replace_records(cid, mine, rows)
         counts["findings"] += written["findings"]
         counts["escalations"] += written["escalations"]
+    in_force = tx.schedule_versions(list(schedules))
     return CheckResult(schedules=schedules, periods=list(periods), assessments=assessments,
                        rules=rules, counts=counts,
                        versions={(s.id, v): s for s, v, _ in in_force})

@@ -346,14 +346,15 @@ def _print_check(result: CheckResult, format: Format) -> None:
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(["contract", "period", "measure", "kind", "figure_period", "value",
                          "target", "tolerance", "status", "rag", "direction", "forecast",
-                         "reason"])
+                         "reason", "variation", "assurance"])
         for doc in docs:
             for a in doc["assessments"]:
                 writer.writerow([doc["contract"], doc["period"], a["measure"], a["kind"],
                                  a["period"], _csv_cell(a["value"]), _csv_cell(a["target"]),
                                  _csv_cell(a["tolerance"]), a["status"], a["rag"],
                                  a["direction"] or "", _csv_cell(a["forecast"]),
-                                 _csv_cell(a["reason"])])
+                                 _csv_cell(a["reason"]), a["variation"] or "",
+                                 a["assurance"] or ""])
     else:
         console = _console()
         for doc in docs:
@@ -418,7 +419,7 @@ def _scorecard(doc: dict[str, Any], schedule: Schedule) -> Any:
         title_justify="left", show_lines=False, header_style="bold")
     for name, justify in (("Measure", "left"), ("Title", "left"), ("Figure", "right"),
                           ("Target", "right"), ("Tolerance", "right"), ("Status", "left"),
-                          ("Travel", "left")):
+                          ("Travel", "left"), ("Variation", "left"), ("Assurance", "left")):
         table.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
     for a in doc["assessments"]:
         unit = a["unit"]
@@ -438,7 +439,9 @@ def _scorecard(doc: dict[str, Any], schedule: Schedule) -> Any:
         title = a["title"] if len(a["title"]) <= 60 else a["title"][:57] + "..."
         table.add_row(a["measure"], title, fig, target,
                       present.tolerance_text(a["tolerance"], unit, a["polarity"]),
-                      Text(label, style=present.STATUS_STYLES[status]), travel)
+                      Text(label, style=present.STATUS_STYLES[status]), travel,
+                      present.VARIATION_WORDS.get(a["variation"] or "", ""),
+                      present.ASSURANCE_WORDS.get(a["assurance"] or "", ""))
     counts: dict[str, int] = {}
     for a in doc["assessments"]:
         counts[a["status"]] = counts.get(a["status"], 0) + 1

@@ -21,6 +21,11 @@ STATUS_STYLES = {"met": "bold green", "within_tolerance": "bold yellow", "breach
                  "not_reported": "bold red", "not_due": "dim", "monitor": "cyan"}
 DIRECTION_ARROWS = {"improving": "▲ improving", "declining": "▼ declining",
                     "unchanged": "► unchanged"}
+VARIATION_WORDS = {"special_cause_concern": "▼ concern", "special_cause_improvement":
+                   "▲ improvement", "special_cause_neither": "◆ special cause",
+                   "common_cause": "common cause"}
+ASSURANCE_WORDS = {"consistently_passing": "passes", "consistently_failing": "fails",
+                   "inconsistent": "hit and miss"}
 UNIT_SUFFIX = {"percent": "%", "rate_per_1k": " per 1k", "rate_per_10k": " per 10k",
                "rate_per_100k": " per 100k", "days": " days", "count": "", "number": ""}
 

@@ -39,6 +39,7 @@ FIELDS: dict[str, type] = {
     "direction": str, "value": float, "sources": float, "source_spread": float,
     "source_spread_fraction": float, "consecutive_breaches": float,
     "consecutive_missing": float, "consecutive_deteriorating": float, "good_run": float,
+    "variation": str, "assurance": str,
 }
 # The values a text field of a fact can take.
 VALUES: dict[str, frozenset[str]] = {
@@ -50,6 +51,9 @@ VALUES: dict[str, frozenset[str]] = {
     "polarity": frozenset({"higher_is_better", "lower_is_better", "within_range"}),
     "frequency": frozenset({"monthly", "quarterly", "termly", "annual"}),
     "direction": frozenset({"improving", "declining", "unchanged"}),
+    "variation": frozenset({"special_cause_improvement", "special_cause_concern",
+                            "special_cause_neither", "common_cause"}),
+    "assurance": frozenset({"consistently_passing", "consistently_failing", "inconsistent"}),
 }
 OPERATORS = {"eq": "$eq", "ne": "$neq", "gt": "$gt", "gte": "$gte", "lt": "$lt", "lte": "$lte",
              "in": "$in"}

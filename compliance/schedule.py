@@ -55,6 +55,7 @@ class ContractSpec(_Spec):
     ends: str | None = None
     return_due_day: int | None = Field(default=None, ge=1, le=31)
     description: str | None = None
+    spc: dict[str, int | float | str | bool] = Field(default_factory=dict)
 
     @field_validator("id")
     @classmethod
@@ -300,6 +301,14 @@ def validate_schedule(path: str | Path) -> tuple[Schedule | None, list[Problem]]
 
     if contract is not None:
         problems.extend(_pack_problems(contract, file, raw))
+        if contract.spc:
+            from compliance.spc import SpcSettings
+
+            try:
+                SpcSettings(**contract.spc)  # type: ignore[arg-type]
+            except (TypeError, ValueError) as exc:
+                problems.append(Problem(f"spc: {exc}", file=file,
+                                        line=line_of(raw.get("contract"), "spc")))
     if contract is None or any(p.severity == "error" for p in problems):
         return None, problems
     schedule = Schedule(

@@ -50,6 +50,8 @@ def check_documents(result: CheckResult) -> list[dict[str, Any]]:
                 "reason": _text(row["reason"]), "source": _text(row["source"]),
                 "sources": int(row["sources"]), "source_spread": _num(row["source_spread"]),
                 "comparators": dict(m.comparators), "baselines": dict(m.baselines),
+                "variation": _text(row.get("variation")),
+                "assurance": _text(row.get("assurance")),
                 "schedule_version": int(row["schedule_version"]),
                 "figure_version": None if missing(row["figure_version"])
                 else int(row["figure_version"]),
@@ -175,6 +177,39 @@ def explain(schedule: Any, measure_id: str, period: str, row: dict[str, Any],
             f"Against the previous due period ({fig(row['previous_value'], unit)}) it is "
             f"{change}: {row['direction']} for a measure where "
             f"{m.polarity.replace('_', ' ')}.")
+    if not missing(row.get("spc_mean")):
+        limits = ("" if missing(row.get("spc_lower")) else
+                  f", process limits {present.number(row['spc_lower'])} to "
+                  f"{present.number(row['spc_upper'])}")
+        trial = " (trial limits: fewer than 12 points)" if row.get("spc_trial") else ""
+        reading = {
+            "special_cause_concern": "special-cause variation of concern",
+            "special_cause_improvement": "special-cause variation of improvement",
+            "special_cause_neither": "special-cause variation",
+            "common_cause": "common-cause variation only",
+        }.get(str(row.get("variation")), "no reading")
+        rule_words = {"beyond_limit": "a point beyond a process limit",
+                      "shift": "a run of points on one side of the mean",
+                      "trend": "a run of points each higher or lower than the last",
+                      "two_of_three": "two of three points near a limit"}
+        how = f" ({rule_words[str(row['spc_rule'])]})" if row.get("spc_rule") in rule_words \
+            else ""
+        sentences.append(
+            f"On its XmR chart ({int(row['spc_points'])} points, mean "
+            f"{present.number(row['spc_mean'])}{limits}){trial} the figure shows {reading}"
+            f"{how}.")
+        assurance = {
+            "consistently_passing": "the process limits lie on the passing side of the "
+                                    "target: it will be met consistently unless the process "
+                                    "changes",
+            "consistently_failing": "the process limits lie on the failing side of the "
+                                    "target: it will be missed consistently unless the "
+                                    "process changes",
+            "inconsistent": "the target lies within the process limits: it will be met "
+                            "some months and missed in others",
+        }.get(str(row.get("assurance")))
+        if assurance:
+            sentences.append(f"Assurance: {assurance}.")
     runs = []
     for key, words in (("consecutive_breaches", "in breach"),
                        ("consecutive_missing", "not reported"),

@@ -24,6 +24,9 @@ The policy, as implemented here:
   No escalation.
 - Met or within tolerance, and the direction of travel ``declining`` for at least
   ``deteriorating_periods_watch`` judged periods in a row: a ``watch`` record, ``minor``.
+- Met or within tolerance while the measure's XmR chart (Making Data Count, default
+  settings, read with compliance.spc, which is not part of the rules engine) shows
+  special-cause concern: a second ``watch`` record, ``minor``.
   No escalation.
 - One open escalation per measure. It opens at the first period with a level, at that
   level; while open its level only rises (never above the number of forums of the contract).
@@ -165,4 +168,14 @@ def reference_policy(assessments: pd.DataFrame, settings: Mapping[str, float] | 
 
     result.findings.sort()
     result.escalations.sort(key=lambda e: (e[0], e[1], e[2]))
+    from compliance.spc import spc_frame
+
+    charts = spc_frame(assessments)
+    for rec in charts.merge(assessments[["contract", "measure", "period", "status"]],
+                            on=["contract", "measure", "period"]).to_dict("records"):
+        if rec["variation"] == "special_cause_concern" and \
+                rec["status"] in ("met", "within_tolerance"):
+            result.findings.append((str(rec["contract"]), str(rec["measure"]),
+                                    str(rec["period"]), "watch", "minor"))
+    result.findings.sort()
     return result

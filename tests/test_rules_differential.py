@@ -438,11 +438,16 @@ def test_sources_that_disagree() -> None:
 def test_slow_decline_while_met_is_watched() -> None:
     sched = make_schedule("c1", [kpi(polarity="lower_is_better", target=20, tolerance=25)])
     rows = series("c1", "M1", "2018-04", [10, 11, 12, 13, 14, 22, 26])
+    # Three declines in a row (July on) make early-warning watches; the seven rising points
+    # are also a trend of concern on the XmR chart, which watches every point of the run
+    # still met or within tolerance (April to September).
+    spc = [("c1", "M1", p, "watch", "minor")
+           for p in ("2018-04", "2018-05", "2018-06", "2018-07", "2018-08", "2018-09")]
     check([sched], rows, {"c1": "2018-10"},
-          findings=[("c1", "M1", "2018-07", "watch", "minor"),
-                    ("c1", "M1", "2018-08", "watch", "minor"),
-                    ("c1", "M1", "2018-09", "watch", "minor"),
-                    ("c1", "M1", "2018-10", "performance", "major")],
+          findings=sorted([("c1", "M1", "2018-07", "watch", "minor"),
+                           ("c1", "M1", "2018-08", "watch", "minor"),
+                           ("c1", "M1", "2018-09", "watch", "minor"),
+                           ("c1", "M1", "2018-10", "performance", "major"), *spc]),
           escalations=[("c1", "M1", "2018-10", 1, None)])
 
 

@@ -454,6 +454,60 @@ def test_a_recalculation_before_the_first_point_leaves_one_chart() -> None:
     assert len(r.segments) == 1 and r.mean == pytest.approx(11.0)
 
 
+def test_a_recalculation_after_the_latest_figure_keeps_the_limits_it_is_read_against() -> None:
+    # Recalculated from 2023-07, whose only period has no figure yet: that stretch has no
+    # limits, and the chart is still summed up by the stretch of its latest figure
+    # (2023-04), as spc_frame's latest row is. 0, 0, -, 0: mean 0, one moving range of 0,
+    # so limits 0 - 0; a target of 8 above the upper limit is consistently failed.
+    spc = SpcSettings(baseline_from="2023-07")
+    r = xmr([0.0, 0.0, NAN, 0.0, NAN, NAN, NAN], months(7), spc)
+    assert r.segment.tolist() == [0] * 6 + [1]
+    assert np.isnan(r.segments[1].mean) and r.segments[1].points == 0
+    assert r.current == 0 and r.limits == r.segments[0]
+    assert (r.mean, r.mr_bar, r.lower_limit, r.upper_limit) == (0.0, 0.0, 0.0, 0.0)
+    assert r.points_used == 3 and r.trial is True
+    assert assurance(r, HIGHER, 8.0) == "consistently_failing"
+    # A figure in the new stretch moves the summary onto it.
+    moved = xmr([0.0, 0.0, NAN, 0.0, NAN, NAN, 5.0], months(7), spc)
+    assert moved.current == 1 and moved.mean == 5.0 and moved.points_used == 1
+    assert np.isnan(moved.upper_limit) and assurance(moved, HIGHER, 8.0) is None
+
+
+def test_a_stretch_without_a_moving_range_has_a_mean_but_no_limits() -> None:
+    # 0, -, -, 0: two figures never in consecutive periods, so no moving range: mean 0, and
+    # NaN MR-bar and limits (nothing beyond or near a limit, no assurance).
+    r = xmr([0.0, NAN, NAN, 0.0, NAN, NAN, NAN], months(7), SpcSettings(baseline_from="2023-07"))
+    assert r.mean == 0.0 and r.points_used == 2
+    assert all(np.isnan(v) for v in (r.mr_bar, r.lower_limit, r.upper_limit, r.lower_near,
+                                     r.upper_near))
+    assert r.rule == (None,) * 7
+    assert assurance(r, HIGHER, 8.0) is None
+    one = xmr([7.0], ["2023-01"])
+    assert one.mean == 7.0 and np.isnan(one.upper_limit) and one.points_used == 1
+
+
+@pytest.mark.parametrize(("values", "mean", "upper", "outcome"), [
+    ([0.0, NAN, NAN, 0.0, NAN, NAN, NAN], 0.0, NAN, None),
+    ([0.0, 0.0, NAN, 0.0, NAN, NAN, NAN], 0.0, 0.0, "consistently_failing"),
+])
+def test_spc_frame_agrees_with_xmr_when_the_recalculated_stretch_has_no_figure(
+        values: list[float], mean: float, upper: float, outcome: str | None) -> None:
+    # The two examples hypothesis found for test_spc_frame_agrees_with_one_chart_at_a_time.
+    spc = SpcSettings(baseline_from="2023-07")
+    rows = assessment_rows("c", "m0", values, HIGHER, target=8.0)
+    last = spc_frame(pd.DataFrame(rows), spc).iloc[-1]
+    one = xmr(values, months(len(values)), spc)
+    assert last["period"] == "2023-04"
+    for got, want in ((last["mean"], one.mean), (last["upper_limit"], one.upper_limit),
+                      (last["lower_limit"], one.lower_limit)):
+        assert got == want or (np.isnan(got) and np.isnan(want))
+    assert one.mean == mean
+    assert one.upper_limit == upper or (np.isnan(upper) and np.isnan(one.upper_limit))
+    assert last["assurance"] == assurance(one, HIGHER, 8.0) == outcome
+    assert last["icon"] == variation_icon(one, HIGHER) == "common_cause"
+    assert bool(last["trial"]) == one.trial
+
+
 def test_the_limit_factor_is_a_setting() -> None:
     r = xmr(SERIES_A, settings=SpcSettings(limit_factor=3.0))
     assert (r.lower_limit, r.upper_limit) == pytest.approx((5.0, 17.0))

@@ -489,6 +489,6 @@ _ASSESSMENT_FIELDS = [
     "contract_id", "period", "measure_id", "figure_period", "value", "source", "sources",
     "source_spread", "target_low", "target_high", "tolerance_low", "tolerance_high",
     "compared_with", "status", "rag", "direction", "previous_value", "change", "forecast",
-    "forecast_status", "reason",
+    "forecast_status", "reason", "variation", "assurance",
 ]
 

@@ -119,6 +119,8 @@ class Assessment(SQLModel, table=True):
     forecast: float | None = None
     forecast_status: str | None = None
     reason: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    variation: str | None = Field(default=None, max_length=30)
+    assurance: str | None = Field(default=None, max_length=30)
 
 
 class AuditEntry(SQLModel, table=True):
@@ -186,3 +188,31 @@ class CheckFigure(SQLModel, table=True):
     figure_period: str = Field(max_length=7)
     version: int
     source: str = ""
+
+
+class Silence(SQLModel, table=True):
+    """New escalations of a measure held back over a run of periods, with the reason."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    contract_id: str = Field(foreign_key="contract.id", max_length=100, index=True)
+    measure_id: str = Field(max_length=100)
+    start: str = Field(max_length=7)
+    until: str = Field(max_length=7)
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: dt.datetime = Field(default_factory=_now)
+    created_by: str
+
+
+class EscalationNote(SQLModel, table=True):
+    """An officer's acknowledgement of, or note on, an escalation."""
+
+    __tablename__ = "escalation_note"
+
+    id: int | None = Field(default=None, primary_key=True)
+    contract_id: str = Field(foreign_key="contract.id", max_length=100)
+    measure_id: str = Field(max_length=100)
+    opened: str = Field(max_length=7)
+    kind: str = Field(max_length=10)
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: dt.datetime = Field(default_factory=_now)
+    created_by: str
