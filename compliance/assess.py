@@ -78,6 +78,9 @@ def measure_table(schedules: SchedulesInForce) -> pd.DataFrame:
                 "starts": month_index(schedule.contract.starts) if schedule.contract.starts
                 else -1,
                 "profile": profile, "schedule_version": version,
+                "recovery_margin": (m.recovery_margin if m.recovery_margin is not None
+                                    else schedule.contract.settings.get("recovery_margin",
+                                                                        np.nan)),
                 "in_force_from": starts[(schedule.id, version)],
                 "in_force_to": ends[(schedule.id, version)],
             })
@@ -271,7 +274,29 @@ def assess(measures: pd.DataFrame, figures: pd.DataFrame,
     grid = grid.sort_values(["contract", "period", "order"], kind="stable")
     return grid.reindex(columns=[*ASSESSMENT_COLUMNS, "due", "order", "unit", "polarity",
                                  "frequency", "accumulation", "elapsed", "schedule_version",
-                                 "figure_version"]).reset_index(drop=True)
+                                 "figure_version", "recovery_margin"]).reset_index(drop=True)
+
+
+def _recovered(rows: pd.DataFrame) -> pd.Series:
+    """Periods that count towards recovery: met or within tolerance; or, where the measure
+    has a recovery margin (hysteresis), better than the target by at least that margin, so
+    that a figure hovering at a bound does not open and resolve an escalation every month."""
+    good = rows["status"].isin(["met", "within_tolerance"])
+    if "recovery_margin" not in rows:
+        return good
+    margin = rows["recovery_margin"].astype(float)
+    margin = margin.where(margin >= 0)  # a negative margin (the pack's default) is no margin
+    value = rows["value"].astype(float)
+    low, high = rows["target_low"].astype(float), rows["target_high"].astype(float)
+    if "compared_with" in rows:
+        target = rows["compared_with"].astype(float)
+        low = low.where(rows["polarity"] == "within_range", target)
+        high = high.where(rows["polarity"] == "within_range", target)
+    inside = np.select(
+        [rows["polarity"] == "higher_is_better", rows["polarity"] == "lower_is_better"],
+        [value - high, low - value], default=np.fmin(value - low, high - value))
+    clear = good & (inside >= margin)
+    return clear.where(margin.notna(), good).astype(bool)
 
 
 def _run_length(flag: pd.Series, keys: list[pd.Series]) -> pd.Series:
@@ -332,8 +357,7 @@ def add_features(history: pd.DataFrame, spc: Mapping[str, Any] | None = None) ->
     frame.loc[rows.index, "consecutive_missing"] = _run_length(status == "not_reported", keys)
     frame.loc[rows.index, "consecutive_deteriorating"] = _run_length(
         rows["direction"] == "declining", keys)
-    frame.loc[rows.index, "good_run"] = _run_length(
-        status.isin(["met", "within_tolerance"]), keys)
+    frame.loc[rows.index, "good_run"] = _run_length(_recovered(rows), keys)
     with np.errstate(divide="ignore", invalid="ignore"):
         fraction = (frame["source_spread"].astype(float)
                     / frame["value"].astype(float).abs())

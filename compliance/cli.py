@@ -603,7 +603,7 @@ def explain(
         return
     console = _console()
     for sentence in doc["sentences"]:
-        console.print(sentence, markup=False, highlight=False)
+        console.print(sentence, markup=False, highlight=False, soft_wrap=True)
     for record in doc["records"]:
         console.print(f"Record: {record['type'].replace('_', ' ')} ({record['severity']}) by "
                       f"rule {record['rule']}.", markup=False)

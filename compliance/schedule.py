@@ -97,6 +97,7 @@ class MeasureSpec(_Spec):
     precision: float | None = Field(default=None, gt=0)
     description: str | None = None
     not_comparable: str | None = None
+    recovery_margin: float | None = Field(default=None, ge=0)
 
     @property
     def monitor_only(self) -> bool:

@@ -179,9 +179,8 @@ def explain(schedule: Any, measure_id: str, period: str, row: dict[str, Any],
             f"{m.polarity.replace('_', ' ')}.")
     if not missing(row.get("spc_mean")):
         limits = ("" if missing(row.get("spc_lower")) else
-                  f", process limits {present.number(row['spc_lower'])} to "
-                  f"{present.number(row['spc_upper'])}")
-        trial = " (trial limits: fewer than 12 points)" if row.get("spc_trial") else ""
+                  f", process limits {row['spc_lower']:.4g} to {row['spc_upper']:.4g}")
+        trial = ", trial limits" if row.get("spc_trial") else ""
         reading = {
             "special_cause_concern": "special-cause variation of concern",
             "special_cause_improvement": "special-cause variation of improvement",
@@ -195,9 +194,8 @@ def explain(schedule: Any, measure_id: str, period: str, row: dict[str, Any],
         how = f" ({rule_words[str(row['spc_rule'])]})" if row.get("spc_rule") in rule_words \
             else ""
         sentences.append(
-            f"On its XmR chart ({int(row['spc_points'])} points, mean "
-            f"{present.number(row['spc_mean'])}{limits}){trial} the figure shows {reading}"
-            f"{how}.")
+            f"On its XmR chart ({int(row['spc_points'])} points{trial}, mean "
+            f"{row['spc_mean']:.4g}{limits}) the figure shows {reading}{how}.")
         assurance = {
             "consistently_passing": "the process limits lie on the passing side of the "
                                     "target: it will be met consistently unless the process "

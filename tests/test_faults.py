@@ -80,7 +80,8 @@ def test_a_killed_command_leaves_the_store_as_before_or_as_after(
     assert run_to_end(reference.url, "contract", "load", SUNDERLAND).returncode == 0
     if what == "check":
         for path in months:
-            run_to_end(reference.url, "submit", "--contract", "sunderland-tfc", path)
+            done = run_to_end(reference.url, "submit", "--contract", "sunderland-tfc", path)
+            assert done.returncode == 0, done.stderr
     args: tuple[str | Path, ...] = (
         ("submit", "--contract", "sunderland-tfc", *months) if what == "submit"
         else ("check", "--contract", "sunderland-tfc", "--from", "2018-06", "--to", "2018-09"))
@@ -95,8 +96,10 @@ def test_a_killed_command_leaves_the_store_as_before_or_as_after(
         assert run_to_end(store.url, "contract", "load", SUNDERLAND).returncode == 0
         if what == "check":
             for path in months:
-                run_to_end(store.url, "submit", "--contract", "sunderland-tfc", path)
+                done = run_to_end(store.url, "submit", "--contract", "sunderland-tfc", path)
+                assert done.returncode == 0, done.stderr
         before = dump_store(store)
+        assert counts(store) == before_ref
         kill_after(store.url, rng.uniform(0.05, duration * 1.1), *args)
         now = counts(store)
         if now == before_ref:

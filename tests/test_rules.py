@@ -259,7 +259,7 @@ def test_standard_pack_validates(cli: Callable[..., Result]) -> None:
     assert pack is not None and problems == []
     result = cli("rules", "validate")
     assert result.exit_code == 0
-    assert "pack standard, 13 rules, 8 settings" in result.stderr
+    assert "pack standard, 13 rules, 9 settings" in result.stderr
 
 
 def test_pack_compiles_to_durable_json() -> None:
