@@ -62,8 +62,6 @@ def run_check(tx: Transaction, schedules: dict[str, Schedule], periods: Sequence
     months out of order, leaves the same records as checking them in order. One assessment
     of the whole history serves both the periods checked and the rules.
     """
-    from compliance.escalation import run_rules
-
     tx.lock(list(schedules))
     through = {cid: max(max(periods), tx.checked_through(cid) or "") for cid in schedules}
     first = {cid: min(min(periods), tx.checked_from(cid) or "9999-12") for cid in schedules}
@@ -73,18 +71,37 @@ def run_check(tx: Transaction, schedules: dict[str, Schedule], periods: Sequence
     versions = {cid: tx.schedule_version(cid) for cid in schedules}
     counts = tx.save_assessments(assessments, versions)
 
-    rules = run_rules(history, schedules)
-    counts.update(findings=0, escalations=0)
+    rules, written = _derive(tx, schedules, history)
+    counts.update(written)
+    in_force = tx.schedule_versions(list(schedules))
+    return CheckResult(schedules=schedules, periods=list(periods), assessments=assessments,
+                       rules=rules, counts=counts,
+                       versions={(s.id, v): s for s, v, _ in in_force})
+
+
+def _derive(tx: Transaction, schedules: Mapping[str, Schedule], history: pd.DataFrame
+            ) -> tuple[RulesResult, dict[str, int]]:
+    from compliance.escalation import run_rules
+
+    rules = run_rules(history, schedules, tx.silences(list(schedules)))
+    counts = {"findings": 0, "escalations": 0}
     for cid in schedules:
         mine = rules.findings[rules.findings["contract"] == cid]
         rows = [e.row() for e in rules.escalations if e.contract == cid]
         written = tx.replace_records(cid, mine, rows)
         counts["findings"] += written["findings"]
         counts["escalations"] += written["escalations"]
-    in_force = tx.schedule_versions(list(schedules))
-    return CheckResult(schedules=schedules, periods=list(periods), assessments=assessments,
-                       rules=rules, counts=counts,
-                       versions={(s.id, v): s for s, v, _ in in_force})
+    return rules, counts
+
+
+def rederive(tx: Transaction, schedules: Mapping[str, Schedule]) -> dict[str, int]:
+    """Records again from the figures, after something they depend on changed (a silence)."""
+    through = {cid: p for cid in schedules if (p := tx.checked_through(cid))}
+    if not through:
+        return {"findings": 0, "escalations": 0}
+    mine = {cid: schedules[cid] for cid in through}
+    tx.lock(list(mine))
+    return _derive(tx, mine, history_with_features(tx, mine, through))[1]
 
 
 def escalation_as_at(row: Mapping[str, Any], period: str, forums: Sequence[str]
@@ -99,9 +116,12 @@ def escalation_as_at(row: Mapping[str, Any], period: str, forums: Sequence[str]
              if h["period"] <= period]
     last = steps[-1]
     resolved = row["resolved"] if row["resolved"] and row["resolved"] <= period else None
+    until = row.get("silenced_until")
+    status = "silenced" if until else "resolved" if resolved else "open"
     return {
         "measure": row["measure_id"], "level": last["level"],
         "forum": forums[last["level"] - 1], "opened": row["opened"],
-        "status": "resolved" if resolved else "open", "resolved": resolved,
+        "status": status, "resolved": resolved, "silenced_until": until,
+        "silence_reason": row.get("silence_reason"),
         "rule": last["rule"], "description": last["description"],
     }

@@ -471,6 +471,7 @@ def escalations(
         with store.transaction(state.user) as tx:
             schedules = tx.schedules(contract or None)
             found = [e.model_dump() for e in tx.escalations(list(schedules))]
+            notes = tx.notes(list(schedules))
             latest: dict[tuple[str, str], dict[str, Any]] = {}
             for cid in schedules:
                 through = tx.checked_through(cid)
@@ -481,7 +482,7 @@ def escalations(
             found = [e for e in found if e["status"] == "open"]
         if level is not None:
             found = [e for e in found if e["level"] == level]
-        rows = escalation_rows(found, schedules, latest)
+        rows = escalation_rows(found, schedules, latest, notes)
         _emit_escalations(rows, format, out)
 
 
@@ -496,9 +497,17 @@ def _emit_escalations(rows: list[dict[str, Any]], format: Format, out: Path | No
             table.add_column(name, overflow="fold")
         for r in rows:
             status = r["status"] + (f" {month_name(r['resolved'])}" if r["resolved"] else "")
+            if r["silenced_until"]:
+                status = (f"silenced until {month_name(r['silenced_until'])}: "
+                          f"{r['silence_reason']}")
+            why = r["rule_text"]
+            if r["acknowledged_by"]:
+                why += f"\nAcknowledged by {r['acknowledged_by']} {r['acknowledged_at']}"
+            if r["latest_note"]:
+                why += f"\nNote ({r['latest_note_by']}): {r['latest_note']}"
             table.add_row(r["forum"], str(r["level"]), f"{r['measure']} {r['title']}",
                           month_name(r["opened"]), status, r["figure_text"], r["target_text"],
-                          r["rule_text"])
+                          why)
         if not rows:
             table.caption = "No escalations."
         if out is None:
@@ -510,7 +519,9 @@ def _emit_escalations(rows: list[dict[str, Any]], format: Format, out: Path | No
             Console(file=handle, width=160, no_color=True).print(table)
         return
     fields = ["contract", "forum", "level", "measure", "title", "kind", "opened", "status",
-              "resolved", "period", "figure", "target", "rule", "rule_text"]
+              "resolved", "period", "figure", "target", "rule", "rule_text", "silenced_until",
+              "silence_reason", "acknowledged_by", "acknowledged_at", "latest_note",
+              "latest_note_by"]
     if format is Format.json:
         text = json.dumps([{k: r[k] for k in fields} for r in rows], indent=2,
                           ensure_ascii=False) + "\n"
@@ -551,6 +562,159 @@ def _atomic(path: Path) -> Iterator[Any]:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+@app.command()
+def silence(
+    contract: Annotated[str, typer.Option("--contract", "-c", help="Contract id.")],
+    measure: Annotated[str, typer.Option("--measure", "-m", help="Measure id, e.g. KPI2.")],
+    until: Annotated[str, typer.Option("--until", help="The last month it holds, YYYY-MM.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why, for the record.")],
+    start: Annotated[str | None, typer.Option(
+        "--from", help="The first month it holds. Default: the month after the latest month "
+                       "checked.")] = None,
+) -> None:
+    """Hold back new escalations of a measure until a month; they are recorded as silenced,
+    and the measure escalates again after it if still failing."""
+    from compliance.checking import rederive
+    from compliance.periods import add_months
+
+    with _user_errors():
+        last = _periods(until, None, None)[0]
+        if not reason.strip():
+            raise ComplianceError(Problem("give the reason for the silence", column="--reason"))
+        store = _store()
+        with store.transaction(state.user) as tx:
+            schedules = tx.schedules([contract])
+            _known_measure(schedules[contract], measure)
+            through = tx.checked_through(contract)
+            first = _periods(start, None, None)[0] if start else (
+                add_months(through, 1) if through else last)
+            if first > last:
+                raise ComplianceError(Problem(f"the silence would end ({last}) before it "
+                                              f"begins ({first})", column="--until"))
+            sid = tx.add_silence(contract, measure, first, last, reason.strip())
+            counts = rederive(tx, schedules)
+            tx.audit("silence", _args(contract=contract, measure=measure, start=first,
+                                      until=last, reason=reason), {"silences": 1, **counts})
+        _info(f"{contract} {measure}: new escalations held back from {first} to {last} "
+              f"(silence #{sid})")
+
+
+def _escalation_of(tx: Transaction, contract: str, measure: str, open_only: bool) -> Any:
+    found = [e for e in tx.escalations([contract]) if e.measure_id == measure
+             and e.status != "silenced" and (e.status == "open" or not open_only)]
+    if not found:
+        raise ComplianceError(Problem(
+            f"{contract} {measure} has no {'open ' if open_only else ''}escalation",
+            column="--measure"))
+    return max(found, key=lambda e: e.opened)
+
+
+@app.command()
+def ack(
+    contract: Annotated[str, typer.Option("--contract", "-c", help="Contract id.")],
+    measure: Annotated[str, typer.Option("--measure", "-m", help="Measure id, e.g. KPI2.")],
+    note: Annotated[str, typer.Option("--note", help="A note to keep with it.")] = "",
+) -> None:
+    """Acknowledge a measure's open escalation (who and when are recorded)."""
+    with _user_errors():
+        store = _store()
+        with store.transaction(state.user) as tx:
+            _known_measure(tx.schedules([contract])[contract], measure)
+            opened = _escalation_of(tx, contract, measure, open_only=True).opened
+            tx.add_note(contract, measure, opened, "ack", note.strip())
+            tx.audit("ack", _args(contract=contract, measure=measure, note=note),
+                     {"notes": 1})
+            who = tx.user
+        _info(f"{contract} {measure}: escalation open since {opened} acknowledged by {who}")
+
+
+@app.command()
+def note(
+    contract: Annotated[str, typer.Option("--contract", "-c", help="Contract id.")],
+    measure: Annotated[str, typer.Option("--measure", "-m", help="Measure id, e.g. KPI2.")],
+    text: Annotated[str, typer.Option("--text", help="The note.")],
+) -> None:
+    """Attach a note to a measure's latest escalation."""
+    with _user_errors():
+        if not text.strip():
+            raise ComplianceError(Problem("the note is empty", column="--text"))
+        store = _store()
+        with store.transaction(state.user) as tx:
+            _known_measure(tx.schedules([contract])[contract], measure)
+            opened = _escalation_of(tx, contract, measure, open_only=False).opened
+            tx.add_note(contract, measure, opened, "note", text.strip())
+            tx.audit("note", _args(contract=contract, measure=measure, text=text),
+                     {"notes": 1})
+        _info(f"{contract} {measure}: note added to the escalation opened {opened}")
+
+
+@app.command()
+def overdue(
+    as_of: Annotated[str | None, typer.Option(
+        "--as-of", help="The date to judge by, YYYY-MM-DD. Default: today.")] = None,
+    contract: Annotated[list[str] | None, typer.Option(
+        "--contract", "-c", help="Contract id; repeatable. Default: every contract.")] = None,
+    format: Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
+    = Format.table,
+) -> None:
+    """Returns not received by the day of the month the contract says they are due."""
+    import datetime as dt
+
+    from compliance.periods import overdue_returns
+
+    with _user_errors():
+        try:
+            today = dt.date.fromisoformat(as_of) if as_of else dt.date.today()
+        except ValueError:
+            raise ComplianceError(Problem(f"{as_of!r} is not a date (YYYY-MM-DD)",
+                                          column="--as-of")) from None
+        store = _store()
+        with store.transaction(state.user) as tx:
+            schedules = tx.schedules(contract or None)
+            received = tx.returns_received(list(schedules))
+        rows: list[dict[str, Any]] = []
+        for cid, schedule in sorted(schedules.items()):
+            day = schedule.contract.return_due_day
+            if day is None:
+                continue
+            periods = [p for c, p in received if c == cid]
+            first = min([*periods, *( [schedule.contract.starts] if schedule.contract.starts
+                                      else [])], default=None)
+            if first is None:
+                continue
+            for period, due in overdue_returns(first, day, today):
+                if (cid, period) not in received:
+                    rows.append({"contract": cid, "provider": schedule.contract.provider,
+                                 "period": period, "due": due.isoformat(),
+                                 "days_late": (today - due).days})
+    if format is Format.json:
+        typer.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    if format is Format.csv:
+        import csv
+
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(["contract", "provider", "period", "due", "days_late"])
+        for r in rows:
+            writer.writerow([r["contract"], _csv_cell(r["provider"]), r["period"], r["due"],
+                             r["days_late"]])
+        return
+    from rich.table import Table
+
+    from compliance.periods import month_name
+
+    table = Table(title=f"Returns overdue on {today.isoformat()}", title_justify="left",
+                  header_style="bold")
+    for name in ("Contract", "Provider", "Return for", "Due", "Days late"):
+        table.add_column(name)
+    for r in rows:
+        table.add_row(r["contract"], r["provider"], month_name(r["period"]), r["due"],
+                      str(r["days_late"]))
+    if not rows:
+        table.caption = "No return is overdue."
+    _console().print(table)
 
 
 @app.command()

@@ -63,12 +63,16 @@ class EscalationRecord:
     last_period: str
     resolved: str | None = None
     resolved_rule: str | None = None
+    silenced_until: str | None = None
+    silence_reason: str | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
     settings: dict[str, float] = field(default_factory=dict)
     facts: dict[str, Any] = field(default_factory=dict)
 
     @property
     def status(self) -> str:
+        if self.silenced_until:
+            return "silenced"
         return "resolved" if self.resolved else "open"
 
     def row(self) -> dict[str, Any]:
@@ -80,6 +84,7 @@ class EscalationRecord:
             "description": self.description, "last_period": self.last_period,
             "history": json.dumps(self.history), "settings": json.dumps(self.settings),
             "facts": json.dumps(self.facts, sort_keys=True),
+            "silenced_until": self.silenced_until, "silence_reason": self.silence_reason,
         }
 
 
@@ -105,8 +110,14 @@ def facts_frame(features: pd.DataFrame) -> pd.DataFrame:
     return facts
 
 
-def run_rules(features: pd.DataFrame, schedules: Mapping[str, Schedule]) -> RulesResult:
-    """Fire every contract's rule pack over its facts and derive records and escalations."""
+def run_rules(features: pd.DataFrame, schedules: Mapping[str, Schedule],
+              silences: Mapping[tuple[str, str], list[dict[str, Any]]] | None = None
+              ) -> RulesResult:
+    """Fire every contract's rule pack over its facts and derive records and escalations.
+
+    ``silences`` maps (contract, measure) to silences (id, start, until, reason): while one
+    is in force, a new escalation or a rise of the measure is held back as a silenced record.
+    """
     import pandas as pd
 
     facts = facts_frame(features)
@@ -138,7 +149,7 @@ def run_rules(features: pd.DataFrame, schedules: Mapping[str, Schedule]) -> Rule
                  else pd.DataFrame(columns=["rule", "id"]))
     fired_all = fired_all.merge(facts, on="id", how="left")
     findings = _findings(fired_all, packs, settings)
-    escalations = _ladder(fired_all, packs, settings, schedules)
+    escalations = _ladder(fired_all, packs, settings, schedules, silences)
     return RulesResult(findings=findings, escalations=escalations,
                        fired=fired_all[["rule", "id", "contract", "measure", "period"]],
                        settings=settings, packs=packs)
@@ -268,8 +279,17 @@ def _num(value: Any) -> float | None:
     return float(value)
 
 
+def _silence_at(silences: Iterable[Mapping[str, Any]], period: str
+                ) -> Mapping[str, Any] | None:
+    for silence in silences:
+        if silence["start"] <= period <= silence["until"]:
+            return silence
+    return None
+
+
 def _ladder(fired: pd.DataFrame, packs: Mapping[str, RulePack],
-            settings: Mapping[str, Mapping[str, float]], schedules: Mapping[str, Schedule]
+            settings: Mapping[str, Mapping[str, float]], schedules: Mapping[str, Schedule],
+            silences: Mapping[tuple[str, str], list[dict[str, Any]]] | None = None
             ) -> list[EscalationRecord]:
     """Replay each measure's escalations in period order from the rules that fired."""
     events: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
@@ -289,6 +309,7 @@ def _ladder(fired: pd.DataFrame, packs: Mapping[str, RulePack],
         forums = schedules[cid].contract.forums
         values = settings[cid]
         current: EscalationRecord | None = None
+        held: dict[int, EscalationRecord] = {}
         for period in sorted(by_period):
             event = by_period[period]
             if event["level"]:
@@ -298,6 +319,27 @@ def _ladder(fired: pd.DataFrame, packs: Mapping[str, RulePack],
                         "description": describe(rule, values)}
                 used = sorted(set(rule.when))
                 fact = fact_payload({**event["fact"], "sid": ""}, used)
+                silence = _silence_at((silences or {}).get((cid, measure), ()), period)
+                if silence is not None and (current is None or level > current.level):
+                    # Held back while the silence is in force: recorded, never lost.
+                    record = held.get(silence["id"])
+                    if record is None:
+                        record = held[silence["id"]] = EscalationRecord(
+                            contract=cid, measure=measure, opened=period, level=level,
+                            forum=forums[level - 1], rule=rule.id,
+                            description=step["description"], last_period=period,
+                            history=[step], settings=settings_used(rule, values), facts=fact,
+                            silenced_until=silence["until"],
+                            silence_reason=silence["reason"])
+                    else:
+                        record.last_period = period
+                        if level > record.level:
+                            record.level, record.forum = level, forums[level - 1]
+                            record.rule, record.description = rule.id, step["description"]
+                            record.history.append(step)
+                    if current is not None:
+                        current.last_period = period
+                    continue
                 if current is None:
                     current = EscalationRecord(
                         contract=cid, measure=measure, opened=period, level=level,
@@ -315,6 +357,7 @@ def _ladder(fired: pd.DataFrame, packs: Mapping[str, RulePack],
                 current.resolved, current.resolved_rule = period, event["resolve"].id
                 out.append(current)
                 current = None
+        out.extend(held.values())
         if current is not None:
             out.append(current)
     return out

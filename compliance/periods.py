@@ -85,3 +85,20 @@ def financial_year(period: str, year_start_month: int = 4) -> str:
 def month_name(period: str) -> str:
     """September 2018."""
     return f"{calendar.month_name[int(period[5:7])]} {period[:4]}"
+
+
+def return_due(period: str, day: int) -> dt.date:
+    """The date a period's return is due: that day of the following month (or its last)."""
+    following = add_months(period, 1)
+    year, month = int(following[:4]), int(following[5:7])
+    return dt.date(year, month, min(day, calendar.monthrange(year, month)[1]))
+
+
+def overdue_returns(first: str, day: int, today: dt.date) -> list[tuple[str, dt.date]]:
+    """Every period from ``first`` whose return was due before ``today``, with its due date."""
+    out = []
+    period = first
+    while (due := return_due(period, day)) < today:
+        out.append((period, due))
+        period = add_months(period, 1)
+    return out

@@ -72,7 +72,9 @@ def check_documents(result: CheckResult) -> list[dict[str, Any]]:
             if row["contract_id"] != cid:
                 continue
             state = escalation_as_at(row, period, schedule.contract.forums)
-            if state and (state["status"] == "open" or state["resolved"] == period):
+            if state and (state["status"] == "open" or state["resolved"] == period
+                          or (state["status"] == "silenced"
+                              and period <= str(state["silenced_until"]))):
                 ladder.append(state)
         ladder.sort(key=lambda e: (-e["level"], e["opened"], e["measure"]))
         docs.append({"contract": cid, "period": period,
@@ -83,7 +85,9 @@ def check_documents(result: CheckResult) -> list[dict[str, Any]]:
 
 
 def escalation_rows(escalations: list[dict[str, Any]], schedules: dict[str, Any],
-                    assessments: dict[tuple[str, str], dict[str, Any]]) -> list[dict[str, Any]]:
+                    assessments: dict[tuple[str, str], dict[str, Any]],
+                    notes: dict[tuple[str, str, str], list[Any]] | None = None
+                    ) -> list[dict[str, Any]]:
     """The escalation list for the group: forum, measure, since when, figure, target, rule."""
     from compliance import present
 
@@ -104,9 +108,25 @@ def escalation_rows(escalations: list[dict[str, Any]], schedules: dict[str, Any]
             "target": list(m.target) if isinstance(m.target, tuple) else m.target,
             "target_text": present.target_text(m.target, m.unit),
             "rule": e["rule"], "rule_text": e["description"],
+            "silenced_until": e.get("silenced_until"), "silence_reason": e.get("silence_reason"),
+            **_notes_of((notes or {}).get((e["contract_id"], e["measure_id"], e["opened"]), [])),
         })
     rows.sort(key=lambda r: (r["contract"], -r["level"], r["opened"], r["measure"]))
     return rows
+
+
+def _notes_of(notes: list[Any]) -> dict[str, Any]:
+    """Who acknowledged an escalation and when, and the latest note on it."""
+    acks = [n for n in notes if n["kind"] == "ack"]
+    texts = [n for n in notes if n["text"]]
+    return {
+        "acknowledged_by": acks[-1]["created_by"] if acks else None,
+        "acknowledged_at": acks[-1]["created_at"].isoformat(timespec="minutes")
+        if acks else None,
+        "latest_note": texts[-1]["text"] if texts else None,
+        "latest_note_by": texts[-1]["created_by"] if texts else None,
+        "notes": len(notes),
+    }
 
 
 def explain(schedule: Any, measure_id: str, period: str, row: dict[str, Any],

@@ -96,3 +96,103 @@ def test_a_drifting_measure_within_tolerance_gets_a_watch_record(
     assert "(7 points, trial limits, mean 96, process limits 92.45 to 99.55) the figure " \
         "shows special-cause variation of concern (a point beyond a process limit)." \
         in explained
+
+
+# --- silences with expiry -----------------------------------------------------------------
+
+FAILING = [("2018-04", 95.0), ("2018-05", 80.0), ("2018-06", 79.0), ("2018-07", 78.0),
+           ("2018-08", 77.0), ("2018-09", 76.0)]
+
+
+def test_a_silence_holds_back_an_escalation_until_it_expires(
+        cli: Callable[..., Result], tmp_path: Path) -> None:
+    schedule = schedule_with(tmp_path)
+    run_history(cli, schedule, tmp_path, FAILING[:1])  # April checked: all well
+    result = cli("silence", "--contract", "hover", "--measure", "KPI1", "--until", "2018-07",
+                 "--reason", "remedial plan agreed at OCG 12/10")
+    assert result.exit_code == 0, result.stderr
+    assert "held back from 2018-05 to 2018-07" in result.stderr
+
+    rows = run_history(cli, schedule, tmp_path, FAILING)
+    # Breaches from May to July are held back as one silenced record, never lost; in
+    # August, the silence over and the measure still failing, it escalates.
+    assert [(r["opened"], r["status"], r["level"], r["silenced_until"]) for r in rows] == [
+        ("2018-05", "silenced", 3, "2018-07"), ("2018-08", "open", 3, None)]
+    july = cli("check", "--contract", "hover", "--period", "2018-07", "--format",
+               "json").json()
+    assert [(e["status"], e["silenced_until"]) for e in july["escalations"]] == [
+        ("silenced", "2018-07")]
+    assert [b["type"] for b in july["breaches"]] == ["performance"]  # still recorded
+    august = cli("check", "--contract", "hover", "--period", "2018-08", "--format",
+                 "json").json()
+    # Four months in breach by then: it goes straight to the level that deserves.
+    assert [(e["status"], e["opened"], e["level"]) for e in august["escalations"]] == [
+        ("open", "2018-08", 3)]
+    assert rows[0]["silence_reason"] == "remedial plan agreed at OCG 12/10"
+    table = " ".join(cli("escalations").stdout.split())
+    assert "silenced until July" in table
+    audit = cli("audit", "--format", "json").json()
+    assert any(e["command"] == "silence" and e["arguments"]["until"] == "2018-07"
+               for e in audit)
+
+
+def test_silence_refusals(cli: Callable[..., Result], tmp_path: Path) -> None:
+    run_history(cli, schedule_with(tmp_path), tmp_path, FAILING)
+    backwards = cli("silence", "-c", "hover", "-m", "KPI1", "--until", "2018-05", "--reason",
+                    "x")
+    assert backwards.exit_code == 1
+    assert "would end (2018-05) before it begins (2018-10)" in backwards.stderr
+    unknown = cli("silence", "-c", "hover", "-m", "KPI9", "--until", "2019-03", "--reason",
+                  "x")
+    assert unknown.exit_code == 1 and "is not in the schedule of hover" in unknown.stderr
+    assert cli("silence", "-c", "hover", "-m", "KPI1", "--until", "2019-03").exit_code == 2
+
+
+# --- acknowledgement and notes ------------------------------------------------------------
+
+
+def test_acknowledge_and_note_an_escalation(cli: Callable[..., Result],
+                                            tmp_path: Path) -> None:
+    run_history(cli, schedule_with(tmp_path), tmp_path, FAILING)
+    assert cli("--user", "j.smith", "ack", "-c", "hover", "-m", "KPI1").exit_code == 0
+    assert cli("--user", "a.jones", "note", "-c", "hover", "-m", "KPI1", "--text",
+               "Provider to present a recovery plan at the November OCG").exit_code == 0
+    [row] = cli("escalations", "--format", "json").json()
+    assert row["acknowledged_by"] == "j.smith" and row["acknowledged_at"]
+    assert row["latest_note"] == "Provider to present a recovery plan at the November OCG"
+    assert row["latest_note_by"] == "a.jones"
+    table = " ".join(cli("escalations").stdout.split())
+    assert "Acknowledged by j.smith" in table and "Note (a.jones)" in table
+    # Notes stay with the escalation when the records are derived again.
+    cli("check", "--contract", "hover", "--period", "2018-09")
+    [again] = cli("escalations", "--format", "json").json()
+    assert again["acknowledged_by"] == "j.smith"
+    empty = cli("note", "-c", "hover", "-m", "KPI1", "--text", "  ")
+    assert empty.exit_code == 1 and "the note is empty" in empty.stderr
+
+
+def test_acknowledging_needs_an_open_escalation(cli: Callable[..., Result],
+                                                tmp_path: Path) -> None:
+    run_history(cli, schedule_with(tmp_path), tmp_path, FAILING[:1])
+    result = cli("ack", "-c", "hover", "-m", "KPI1")
+    assert result.exit_code == 1 and "hover KPI1 has no open escalation" in result.stderr
+
+
+# --- late returns -------------------------------------------------------------------------
+
+
+def test_overdue_returns(cli: Callable[..., Result], tmp_path: Path) -> None:
+    schedule = tmp_path / "due.yaml"
+    schedule.write_text(schedule_with(tmp_path).read_text().replace(
+        "  starts: 2018-04\n", "  starts: 2018-04\n  return_due_day: 15\n"))
+    run_history(cli, schedule, tmp_path, FAILING[:3])  # April to June received
+    rows = cli("overdue", "--as-of", "2018-08-20", "--format", "json").json()
+    # July's return was due on 15 August; August's is not due until 15 September.
+    assert rows == [{"contract": "hover", "provider": "A Provider", "period": "2018-07",
+                     "due": "2018-08-15", "days_late": 5}]
+    assert cli("overdue", "--as-of", "2018-08-15", "--format", "json").json() == []
+    later = cli("overdue", "--as-of", "2018-10-31", "--format", "json").json()
+    assert [r["period"] for r in later] == ["2018-07", "2018-08", "2018-09"]
+    assert "Return for" in cli("overdue", "--as-of", "2018-10-31").stdout
+    bad = cli("overdue", "--as-of", "31/10/2018")
+    assert bad.exit_code == 1 and "is not a date" in bad.stderr

@@ -31,10 +31,12 @@ from compliance.store.models import (
     CheckRun,
     Contract,
     Escalation,
+    EscalationNote,
     Figure,
     Finding,
     Measure,
     ScheduleVersion,
+    Silence,
     Submission,
 )
 
@@ -472,6 +474,52 @@ class Transaction:
 
     def assessment(self, contract: str, measure: str, period: str) -> Assessment | None:
         return self.session.get(Assessment, (contract, period, measure))
+
+    def returns_received(self, contracts: Sequence[str]) -> dict[tuple[str, str], Any]:
+        """When the first figure for each contract and period arrived."""
+        query = (select(col(Figure.contract_id), col(Figure.period),
+                        func.min(Submission.submitted_at))
+                 .join(Submission, col(Submission.id) == col(Figure.submission_id))
+                 .where(col(Figure.contract_id).in_(list(contracts)))
+                 .group_by(col(Figure.contract_id), col(Figure.period)))
+        return {(c, p): at for c, p, at in self.session.execute(query)}
+
+    # --- silences, acknowledgements and notes ------------------------------------------
+
+    def add_silence(self, contract: str, measure: str, start: str, until: str,
+                    reason: str) -> int:
+        silence = Silence(contract_id=contract, measure_id=measure, start=start, until=until,
+                          reason=reason, created_by=self.user)
+        self.session.add(silence)
+        self.session.flush()
+        assert silence.id is not None
+        return silence.id
+
+    def silences(self, contracts: Sequence[str]) -> dict[tuple[str, str], list[dict[str, Any]]]:
+        query = (select(Silence).where(col(Silence.contract_id).in_(list(contracts)))
+                 .order_by(col(Silence.id)))
+        found: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for row in self.session.execute(query).scalars():
+            found.setdefault((row.contract_id, row.measure_id), []).append(
+                {"id": row.id, "start": row.start, "until": row.until, "reason": row.reason,
+                 "by": row.created_by, "at": row.created_at})
+        return found
+
+    def add_note(self, contract: str, measure: str, opened: str, kind: str, text: str) -> None:
+        self.session.add(EscalationNote(contract_id=contract, measure_id=measure,
+                                        opened=opened, kind=kind, text=text,
+                                        created_by=self.user))
+
+    def notes(self, contracts: Sequence[str]
+              ) -> dict[tuple[str, str, str], list[dict[str, Any]]]:
+        query = (select(EscalationNote)
+                 .where(col(EscalationNote.contract_id).in_(list(contracts)))
+                 .order_by(col(EscalationNote.id)))
+        found: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+        for row in self.session.execute(query).scalars():
+            found.setdefault((row.contract_id, row.measure_id, row.opened), []).append(
+                row.model_dump())
+        return found
 
     # --- audit ------------------------------------------------------------------------------
 

@@ -176,6 +176,8 @@ class Escalation(SQLModel, table=True):
     history: str = Field(sa_column=Column(Text, nullable=False))
     settings: str = Field(sa_column=Column(Text, nullable=False))
     facts: str = Field(sa_column=Column(Text, nullable=False))
+    silenced_until: str | None = Field(default=None, max_length=7)
+    silence_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
 class CheckFigure(SQLModel, table=True):

@@ -23,6 +23,11 @@ def upgrade() -> None:
             sa.Column("variation", sqlmodel.sql.sqltypes.AutoString(length=30), nullable=True))
         batch_op.add_column(
             sa.Column("assurance", sqlmodel.sql.sqltypes.AutoString(length=30), nullable=True))
+    with op.batch_alter_table("escalation", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("silenced_until", sqlmodel.sql.sqltypes.AutoString(length=7),
+                      nullable=True))
+        batch_op.add_column(sa.Column("silence_reason", sa.Text(), nullable=True))
     op.create_table(
         "silence",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -57,6 +62,9 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("escalation_note")
     op.drop_table("silence")
+    with op.batch_alter_table("escalation", schema=None) as batch_op:
+        batch_op.drop_column("silence_reason")
+        batch_op.drop_column("silenced_until")
     with op.batch_alter_table("assessment", schema=None) as batch_op:
         batch_op.drop_column("assurance")
         batch_op.drop_column("variation")
