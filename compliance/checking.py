@@ -50,7 +50,39 @@ def history_with_features(tx: Transaction, schedules: Mapping[str, Schedule],
         start = (first or {}).get(cid) or tx.checked_from(cid) or last
         spans[cid] = [min(start, last), last]
     history = assess(measure_table(in_force), figures, spans, history=True)
+    history = _lateness(history, schedules, tx.returns_received(list(schedules)))
     return add_features(history, spc_settings(schedules))
+
+
+def _lateness(history: pd.DataFrame, schedules: Mapping[str, Schedule],
+              received: Mapping[tuple[str, str], Any]) -> pd.DataFrame:
+    """Days after its due date that each figure's return arrived (``return_due_day``)."""
+    import pandas as pd
+
+    from compliance.periods import return_due
+
+    if history.empty:
+        return history
+    days_due = {cid: s.contract.return_due_day for cid, s in schedules.items()
+                if s.contract.return_due_day}
+    history = history.copy()
+    if not days_due or not received:
+        history["days_late"] = float("nan")
+        return history
+    arrivals = pd.DataFrame([(c, p, at) for (c, p), at in received.items()],
+                            columns=["contract", "figure_period", "arrived"])
+    arrivals["arrived"] = pd.to_datetime(arrivals["arrived"], utc=True).dt.date
+    frame = history[["contract", "period", "figure_period"]].merge(
+        arrivals, on=["contract", "figure_period"], how="left")
+    frame["day"] = frame["contract"].map(days_due)
+    pairs = frame[["period", "day"]].dropna().drop_duplicates()
+    due = {(p, d): return_due(p, int(d)) for p, d in zip(pairs["period"], pairs["day"],
+                                                         strict=True)}
+    frame["due"] = [due.get((p, d)) for p, d in zip(frame["period"], frame["day"],
+                                                    strict=True)]
+    late = pd.to_datetime(frame["arrived"]) - pd.to_datetime(frame["due"])
+    history["days_late"] = late.dt.days.astype(float).to_numpy()
+    return history
 
 
 def run_check(tx: Transaction, schedules: dict[str, Schedule], periods: Sequence[str]

@@ -936,9 +936,16 @@ def _report_data(tx: Transaction, contract: str, month: str) -> dict[str, Any]:
             f"{contract} has not been checked for {month}: run compliance check --contract "
             f"{contract} --period {month} first", column="--period"))
     history = history_with_features(tx, {contract: schedule}, {contract: month})
+    from compliance.views import notes_of
+
     forums = schedule.contract.forums
-    ladder = [state for state in (escalation_as_at(e.model_dump(), month, forums)
-                                  for e in tx.escalations([contract])) if state]
+    notes = tx.notes([contract])
+    ladder = []
+    for e in tx.escalations([contract]):
+        state = escalation_as_at(e.model_dump(), month, forums)
+        if state:
+            ladder.append({**state, **notes_of(notes.get((contract, e.measure_id, e.opened),
+                                                          []))})
     findings = [f.model_dump() for f in tx.findings(contract)]
     return {"schedule": schedule, "history": history, "escalations": ladder,
             "findings": findings}

@@ -39,7 +39,7 @@ FIELDS: dict[str, type] = {
     "direction": str, "value": float, "sources": float, "source_spread": float,
     "source_spread_fraction": float, "consecutive_breaches": float,
     "consecutive_missing": float, "consecutive_deteriorating": float, "good_run": float,
-    "variation": str, "assurance": str,
+    "variation": str, "assurance": str, "days_late": float,
 }
 # The values a text field of a fact can take.
 VALUES: dict[str, frozenset[str]] = {
@@ -57,7 +57,7 @@ VALUES: dict[str, frozenset[str]] = {
 }
 OPERATORS = {"eq": "$eq", "ne": "$neq", "gt": "$gt", "gte": "$gte", "lt": "$lt", "lte": "$lte",
              "in": "$in"}
-RecordType = Literal["performance", "missing_data", "data_quality", "watch"]
+RecordType = Literal["performance", "missing_data", "data_quality", "watch", "late_return"]
 
 
 class _Spec(BaseModel):

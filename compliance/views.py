@@ -9,7 +9,7 @@ from compliance.present import missing
 if TYPE_CHECKING:
     from compliance.checking import CheckResult
 
-BREACH_TYPES = ("performance", "missing_data")
+BREACH_TYPES = ("performance", "missing_data", "late_return")
 
 
 def _num(value: Any) -> float | None:
@@ -109,13 +109,13 @@ def escalation_rows(escalations: list[dict[str, Any]], schedules: dict[str, Any]
             "target_text": present.target_text(m.target, m.unit),
             "rule": e["rule"], "rule_text": e["description"],
             "silenced_until": e.get("silenced_until"), "silence_reason": e.get("silence_reason"),
-            **_notes_of((notes or {}).get((e["contract_id"], e["measure_id"], e["opened"]), [])),
+            **notes_of((notes or {}).get((e["contract_id"], e["measure_id"], e["opened"]), [])),
         })
     rows.sort(key=lambda r: (r["contract"], -r["level"], r["opened"], r["measure"]))
     return rows
 
 
-def _notes_of(notes: list[Any]) -> dict[str, Any]:
+def notes_of(notes: list[Any]) -> dict[str, Any]:
     """Who acknowledged an escalation and when, and the latest note on it."""
     acks = [n for n in notes if n["kind"] == "ack"]
     texts = [n for n in notes if n["text"]]

@@ -196,3 +196,32 @@ def test_overdue_returns(cli: Callable[..., Result], tmp_path: Path) -> None:
     assert "Return for" in cli("overdue", "--as-of", "2018-10-31").stdout
     bad = cli("overdue", "--as-of", "31/10/2018")
     assert bad.exit_code == 1 and "is not a date" in bad.stderr
+
+
+def test_a_rule_can_escalate_a_late_return(cli: Callable[..., Result], tmp_path: Path) -> None:
+    pack = tmp_path / "late.yaml"
+    pack.write_text((Path(__file__).resolve().parent.parent / "rules" / "standard.yaml")
+                    .read_text().replace("pack: standard", "pack: late")
+                    .replace("  good_periods_to_resolve: 2\n",
+                             "  good_periods_to_resolve: 2\n  late_return_days: 10\n")
+                    + """
+  - id: late-return
+    description: A return that arrives more than late_return_days days after its due date makes a late-return record for the first forum.
+    when: {days_late: {gt: late_return_days}}
+    then: {record: late_return, severity: minor, escalate: 1}
+""")
+    schedule = tmp_path / "due.yaml"
+    schedule.write_text(schedule_with(tmp_path).read_text().replace(
+        "  starts: 2018-04\n", f"  starts: 2018-04\n  return_due_day: 15\n  rules: {pack}\n"))
+    rows = run_history(cli, schedule, tmp_path, [("2018-04", 95.0)])
+    doc = cli("check", "--contract", "hover", "--period", "2018-04", "--format", "json").json()
+    # The return for April 2018 was due on 15 May 2018 and arrived today: very late.
+    [record] = doc["breaches"]
+    assert (record["type"], record["rule"]) == ("late_return", "late-return")
+    assert [(r["opened"], r["rule"]) for r in rows] == [("2018-04", "late-return")]
+    plain = tmp_path / "plain.yaml"
+    plain.write_text(schedule.read_text().replace(f"  rules: {pack}\n", ""))
+    assert cli("contract", "load", plain).exit_code == 0
+    again = cli("check", "--contract", "hover", "--period", "2018-04", "--format",
+                "json").json()
+    assert again["breaches"] == []  # the standard pack does not judge lateness
