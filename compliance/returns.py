@@ -9,17 +9,19 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import difflib
+import gc
 import hashlib
 import io
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from compliance.errors import Problem, ReturnError
 from compliance.periods import PeriodError, months_elapsed, parse_period
-from compliance.schedule import ADDITIVE_UNITS, UNIT_SCALE, Schedule
+from compliance.schedule import ADDITIVE_UNITS, UNIT_SCALE, MeasureSpec, Schedule
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -35,6 +37,23 @@ MISSING_MARKERS = frozenset({"", "n/a", "na", "-", "--", "unavailable", "not ava
 _THOUSANDS = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$")
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 MAX_ERRORS_SHOWN = 200
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a large return is read.
+
+    A million-row return makes millions of small lists; each automatic collection would scan
+    them all again, which costs more than reading them. Nothing read here makes a cycle, so
+    nothing is kept longer than it would have been.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def read_table(path: Path) -> tuple[list[list[Any]], int]:
@@ -69,8 +88,8 @@ def _read_csv(data: bytes, file: str) -> list[list[Any]]:
                                   file=file))
     rows: list[list[Any]] = []
     try:
-        for row in csv.reader(io.StringIO(text, newline=""), strict=True):
-            rows.append(row)
+        with gc_paused():
+            rows.extend(csv.reader(io.StringIO(text, newline=""), strict=True))
     except csv.Error as exc:
         where = len(rows) + 1
         if "unexpected end of data" in str(exc):
@@ -213,9 +232,20 @@ def _header(rows: list[list[Any]], first_row: int, out: _Collector) -> tuple[int
 def parse_return(path: str | Path, schedules: Mapping[str, Schedule],
                  contract: str | None = None, today: dt.date | None = None) -> pd.DataFrame:
     """Read and validate one provider return; raise ReturnError listing every problem."""
+    with gc_paused():
+        return _parse_return(Path(path), schedules, contract, today)
+
+
+# Whether a CSV return in long form is validated column by column (see _long_form_fast).
+# The row-by-row validation below stays the reference: it runs whenever the fast path
+# cannot vouch for a return, and always for one with any problem.
+FAST_PATH = True
+
+
+def _parse_return(path: Path, schedules: Mapping[str, Schedule],
+                  contract: str | None, today: dt.date | None) -> pd.DataFrame:
     import pandas as pd
 
-    path = Path(path)
     file = str(path)
     out = _Collector(file)
     rows, first_row = read_table(path)
@@ -238,6 +268,12 @@ def parse_return(path: str | Path, schedules: Mapping[str, Schedule],
                 match = difflib.get_close_matches(name, LONG_REQUIRED + LONG_OPTIONAL, n=1)
                 hint = f" (did you mean {match[0]!r}?)" if match else ""
                 out.add(f"unknown column {name!r}{hint}", row=header_row, column=name)
+        if FAST_PATH and not out.problems and path.suffix.lower() not in (".xlsx", ".xlsm"):
+            fast = _long_form_fast(names, seen, body, header_row, schedules, contract, file,
+                                   today or dt.date.today())
+            if fast is not None:
+                assert list(fast.columns) == FIGURE_COLUMNS
+                return fast
         for offset, row in enumerate(body):
             if not any(_text(v) for v in row):
                 continue
@@ -305,6 +341,277 @@ def _wide_records(names: list[str], seen: dict[str, int], body: list[list[Any]],
             records.append({**base, "period": period, "value": value,
                             "period_column": names[col], "value_column": names[col]})
     return records
+
+
+class _Column:
+    """One column of a CSV return, factorised: each distinct cell is read once."""
+
+    def __init__(self, codes: Any, uniques: list[str]) -> None:
+        self.codes = codes
+        self.uniques = uniques
+        self.text = [u.strip() for u in uniques]  # _text() of a CSV cell
+
+    def used(self) -> list[int]:
+        """The distinct cells that some row holds."""
+        import numpy as np
+
+        counts = np.bincount(self.codes, minlength=len(self.uniques))
+        return np.flatnonzero(counts).tolist()  # type: ignore[no-any-return]
+
+
+def _long_form_fast(names: list[str], seen: dict[str, int], body: list[list[Any]],
+                    header_row: int, schedules: Mapping[str, Schedule], contract: str | None,
+                    file: str, today: dt.date) -> pd.DataFrame | None:
+    """A long-form CSV return validated column by column; None if it cannot vouch for it.
+
+    Each distinct cell is read by the same functions as the row-by-row validation
+    (``_number``, ``parse_period``, ``_half_step``, ...), and the checks between cells run
+    over whole columns. The result is the frame ``_validate`` makes of a return with no
+    problem. Whenever any check could find a problem, or the file has a shape this path does
+    not read (rows of different lengths, rows shorter than the header), it gives up and the
+    row-by-row validation runs instead, so that every message stays exactly as it is there.
+    """
+    import numpy as np
+    import pandas as pd
+
+    n = len(body)
+    if n == 0:
+        return None
+    width = len(body[0])
+    lengths = np.fromiter(map(len, body), dtype=np.int64, count=n)
+    if width == 0 or width < len(names) or bool((lengths != width).any()):
+        return None
+    grid = np.empty((n, width), dtype=object)
+    grid[:] = body
+    columns: list[_Column] = []
+    blank_row = np.ones(n, dtype=bool)
+    for i in range(width):
+        cells_of = grid[:, i]
+        empty = cells_of == ""
+        if bool(empty.all()):
+            codes, uniques = np.zeros(n, dtype=np.intp), [""]
+        elif float(empty.mean()) > 0.5:  # a mostly empty column: hash only the others
+            codes = np.zeros(n, dtype=np.intp)
+            given, found = pd.factorize(cells_of[~empty])
+            codes[~empty] = given + 1
+            uniques = ["", *found]
+        else:
+            codes, found = pd.factorize(cells_of)
+            uniques = list(found)
+        column = _Column(codes, uniques)
+        blank = np.array([not t for t in column.text], dtype=bool)
+        if i >= len(names) and not bool(blank.all()):
+            return None  # a cell beyond the header: a problem
+        blank_row &= blank[codes] if len(blank) else True
+        columns.append(column)
+    del grid
+    keep = np.flatnonzero(~blank_row)
+    if len(keep) == 0:
+        return None
+    if len(keep) < n:
+        for column in columns:
+            column.codes = column.codes[keep]
+    rows = header_row + 1 + keep
+
+    def col(name: str) -> _Column | None:
+        return columns[seen[name]] if name in seen and name else None
+
+    def cells(column: _Column | None, values: list[Any], default: Any) -> Any:
+        """Each row's value of a function of its cell, from one value per distinct cell."""
+        if column is None:
+            return np.full(len(keep), default, dtype=object if isinstance(default, str)
+                           else type(default))
+        return np.asarray(values, dtype=object if isinstance(default, str)
+                          else type(default))[column.codes]
+
+    # Contracts: named in the row, or the contract the return was submitted for.
+    contract_col = col("contract")
+    used_contract = contract_col.used() if contract_col is not None else []
+    has_contract_column = contract_col is not None and any(
+        contract_col.text[i] for i in used_contract)
+    if contract is None and not has_contract_column:
+        if len(schedules) != 1:
+            return None
+        contract = next(iter(schedules))
+    if contract is not None and contract not in schedules:
+        return None
+    ids: list[str] = []  # the contracts of the return, by code
+    if contract_col is None:
+        assert contract is not None
+        ids = [contract]
+        contract_code = np.zeros(len(keep), dtype=np.int64)
+    else:
+        position: dict[str, int] = {}
+        per_unique = np.full(len(contract_col.uniques), -1, dtype=np.int64)
+        for i in used_contract:
+            row_contract = contract_col.text[i] or contract
+            if row_contract is None or (contract is not None and row_contract != contract) \
+                    or row_contract not in schedules:
+                return None
+            per_unique[i] = position.setdefault(row_contract, len(position))
+        ids = list(position)
+        contract_code = per_unique[contract_col.codes]
+
+    # Measures: the pair (contract, measure cell) decides the measure.
+    measure_col = col("measure")
+    assert measure_col is not None
+    pair = contract_code * len(measure_col.uniques) + measure_col.codes
+    pairs, pair_code = np.unique(pair, return_inverse=True)
+    measure_ids: list[str] = []
+    units: list[str] = []
+    frequencies: list[str] = []
+    figure_of: dict[tuple[int, str], int] = {}  # (contract, measure id) -> its code
+    same_figure: list[int] = []
+    by_id: dict[str, dict[str, MeasureSpec]] = {}
+    for value in pairs.tolist():
+        schedule = schedules[ids[value // len(measure_col.uniques)]]
+        measure_id = measure_col.text[value % len(measure_col.uniques)]
+        known = by_id.get(schedule.id)
+        if known is None:
+            known = by_id[schedule.id] = {}
+            for m in schedule.measures:
+                known.setdefault(m.id, m)  # the first of an id, as Schedule.measure finds
+        if not measure_id:
+            return None
+        if measure_id not in known:
+            folded = {i.replace(" ", "").lower(): i for i in known}
+            key = measure_id.replace(" ", "").lower()
+            if key not in folded:
+                return None
+            measure_id = folded[key]
+        measure = known[measure_id]
+        same_figure.append(figure_of.setdefault((value // len(measure_col.uniques),
+                                                 measure_id), len(figure_of)))
+        measure_ids.append(measure_id)
+        units.append(measure.unit)
+        frequencies.append(schedule.frequency(measure))
+    pair_contract = pairs // len(measure_col.uniques)
+    unit = np.asarray(units, dtype=object)[pair_code]
+    frequency = np.asarray(frequencies, dtype=object)[pair_code]
+
+    # Periods.
+    period_col = col("period")
+    assert period_col is not None
+    period_names: list[str] = [""] * len(period_col.uniques)
+    period_index = np.zeros(len(period_col.uniques), dtype=np.int64)
+    for i in period_col.used():
+        try:
+            period_names[i] = parse_period(period_col.uniques[i])
+        except PeriodError:
+            return None
+        period_index[i] = int(period_names[i][:4]) * 12 + int(period_names[i][5:7]) - 1
+    pidx = period_index[period_col.codes]
+    if bool((pidx > today.year * 12 + today.month - 1).any()):
+        return None  # a period in the future
+    starts = np.array([_index_or(schedules[c].contract.starts, -1) for c in ids])
+    ends = np.array([_index_or(schedules[c].contract.ends, 10**9) for c in ids])
+    if bool(((pidx < starts[contract_code]) | (pidx > ends[contract_code])).any()):
+        return None  # outside the contract
+    month = pidx % 12 + 1
+    year_start = np.array([schedules[c].contract.year_start_month for c in ids])
+    elapsed = (month - year_start[contract_code]) % 12 + 1
+    misdated = (((frequency == "quarterly") & (elapsed % 3 != 0))
+                | ((frequency == "annual") & (elapsed != 12))
+                | ((frequency == "termly") & ~np.isin(month, TERM_END_MONTHS)))
+    if bool(misdated.any()):
+        return None
+
+    # Numbers: each distinct cell read once, as the row-by-row validation reads it.
+    def numbers(column: _Column | None) -> tuple[Any, bool]:
+        if column is None:
+            return np.full(len(keep), np.nan), True
+        parsed = np.full(len(column.uniques), np.nan)
+        for i in column.used():
+            number, why = _number(column.uniques[i])
+            if why:
+                return None, False
+            if number is not None:
+                parsed[i] = number
+        return parsed[column.codes], True
+
+    value_col = col("value")
+    value, ok = numbers(value_col)
+    numerator, ok_n = numbers(col("numerator"))
+    denominator, ok_d = numbers(col("denominator"))
+    if not (ok and ok_n and ok_d):
+        return None
+    assert value_col is not None
+    percent_sign = cells(value_col, [t.endswith("%") for t in value_col.text], False)
+    is_percent = unit == "percent"
+    if bool((percent_sign & ~is_percent).any()):
+        return None
+    has_num, has_den = ~np.isnan(numerator), ~np.isnan(denominator)
+    with np.errstate(invalid="ignore"):
+        if bool(((has_num & (numerator < 0)) | (has_den & (denominator < 0))).any()):
+            return None
+        if bool((has_den & (denominator == 0) & has_num).any()):
+            return None
+    scale = np.array([UNIT_SCALE.get(u, np.nan) for u in units])[pair_code]
+    scaled = ~np.isnan(scale)
+    ratio = has_num & has_den & (denominator != 0) & scaled
+    with np.errstate(invalid="ignore", divide="ignore"):
+        expected = numerator / denominator * scale
+    value = np.where(np.isnan(value) & ratio, expected, value)
+    has_value = ~np.isnan(value)
+    with np.errstate(invalid="ignore"):
+        bad = has_value & (
+            (is_percent & ~((value >= 0) & (value <= 100)))
+            | ((unit != "number") & (value < 0))
+            | (np.abs(value) > 1e12))
+        half = cells(value_col, [_half_step(u) for u in value_col.uniques], 0.0)
+        bad |= has_value & ratio & (np.abs(expected - value) > half + 1e-9)
+        bad |= has_value & (unit == "count") & has_num & ~has_den & (
+            np.abs(numerator - value) > 1e-9)
+    if bool(bad.any()):
+        return None
+
+    # Sources: the same measure and period twice from one source is a problem; otherwise
+    # each source of a figure ranks by its first row. Cells are compared as read (stripped),
+    # and measures and periods as resolved ("kpi1" is KPI1, "Sep 2018" is 2018-09).
+    source_col = col("source")
+    source_code = np.zeros(len(keep), dtype=np.int64)
+    source_text = np.full(len(keep), "", dtype=object)
+    n_sources = 1
+    if source_col is not None:
+        canonical: dict[str, int] = {}
+        remap = np.array([canonical.setdefault(t, len(canonical)) for t in source_col.text],
+                         dtype=np.int64)
+        source_code = remap[source_col.codes]
+        source_text = np.asarray(source_col.text, dtype=object)[source_col.codes]
+        n_sources = max(len(canonical), 1)
+    first_period = int(pidx.min())
+    periods_spanned = int(pidx.max()) - first_period + 1
+    figure_key = (np.asarray(same_figure, dtype=np.int64)[pair_code] * periods_spanned
+                  + (pidx - first_period))
+    if bool(pd.Series(figure_key * n_sources + source_code).duplicated().any()):
+        return None
+    rank = pd.Series(figure_key).groupby(figure_key, sort=False).cumcount().to_numpy(
+        dtype=np.int64)
+
+    # The text columns are made in one block, so that pandas need not copy them into one.
+    comment_col = col("comment")
+    text = np.empty((len(keep), 6), dtype=object, order="F")
+    np.take(np.asarray(ids, dtype=object)[pair_contract], pair_code, out=text[:, 0])
+    np.take(np.asarray(measure_ids, dtype=object), pair_code, out=text[:, 1])
+    np.take(np.asarray(period_names, dtype=object), period_col.codes, out=text[:, 2])
+    text[:, 3] = source_text
+    if comment_col is not None:
+        np.take(np.asarray(comment_col.text, dtype=object), comment_col.codes, out=text[:, 4])
+    else:
+        text[:, 4] = ""
+    text[:, 5] = file
+    frame = pd.DataFrame(text, columns=["contract", "measure", "period", "source", "comment",
+                                        "file"], copy=False)
+    frame.insert(3, "value", value.astype("float64"))
+    frame.insert(4, "numerator", numerator.astype("float64"))
+    frame.insert(5, "denominator", denominator.astype("float64"))
+    frame.insert(7, "source_rank", rank)
+    frame.insert(9, "row", rows.astype("int64"))
+    return frame
+
+
+def _index_or(period: str | None, default: int) -> int:
+    return default if not period else int(period[:4]) * 12 + int(period[5:7]) - 1
 
 
 def _validate(records: list[dict[str, Any]], schedules: Mapping[str, Schedule],
@@ -498,9 +805,11 @@ def parse_returns(paths: Sequence[str | Path], schedules: Mapping[str, Schedule]
         raise ReturnError(problems)
     if not frames:
         return pd.DataFrame(columns=FIGURE_COLUMNS)
+    if len(frames) == 1:
+        return frames[0].reset_index(drop=True)
     figures = pd.concat(frames, ignore_index=True)
     dups = figures.duplicated(["contract", "measure", "period", "source"], keep=False)
-    if dups.any() and len(frames) > 1:
+    if dups.any():
         for rec in figures[dups].to_dict("records"):
             problems.append(Problem(f"{rec['measure']} {rec['period']} is also given by another "
                                     "file of this submission", file=str(rec["file"]),

@@ -206,7 +206,9 @@ def test_a_rule_can_escalate_a_late_return(cli: Callable[..., Result], tmp_path:
                              "  good_periods_to_resolve: 2\n  late_return_days: 10\n")
                     + """
   - id: late-return
-    description: A return that arrives more than late_return_days days after its due date makes a late-return record for the first forum.
+    description: >-
+      A return that arrives more than late_return_days days after its due date makes a
+      late-return record for the first forum.
     when: {days_late: {gt: late_return_days}}
     then: {record: late_return, severity: minor, escalate: 1}
 """)
