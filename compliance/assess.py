@@ -326,7 +326,10 @@ def add_spc(frame: pd.DataFrame, settings: Mapping[str, Any] | None = None) -> p
     groups: dict[Any, list[str]] = {}
     for cid in frame["contract"].unique():
         groups.setdefault(chosen.get(cid, SpcSettings()), []).append(cid)
-    parts = [spc_frame(frame[frame["contract"].isin(cids)], spc)
+    # A year-to-date figure rises through the year by construction: no chart for it.
+    charted = frame[frame["accumulation"] != "cumulative"] if "accumulation" in frame \
+        else frame
+    parts = [spc_frame(charted[charted["contract"].isin(cids)], spc)
              for spc, cids in groups.items()]
     charts = pd.concat([p for p in parts if not p.empty], ignore_index=True) if any(
         not p.empty for p in parts) else pd.DataFrame(columns=["contract", "measure", "period",

@@ -356,7 +356,7 @@ class _Column:
         import numpy as np
 
         counts = np.bincount(self.codes, minlength=len(self.uniques))
-        return np.flatnonzero(counts).tolist()  # type: ignore[no-any-return]
+        return np.flatnonzero(counts).tolist()
 
 
 def _long_form_fast(names: list[str], seen: dict[str, int], body: list[list[Any]],

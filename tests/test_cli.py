@@ -194,7 +194,10 @@ def test_demo_runs_both_seeds(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("command", ["init", "contract validate", "contract load",
-                                     "contract list", "submit", "check", "demo"])
+                                     "contract list", "submit", "check", "demo", "escalations",
+                                     "explain", "rules validate", "rules show", "history",
+                                     "audit", "report", "export", "silence", "ack", "note",
+                                     "overdue"])
 def test_every_command_is_documented(command: str) -> None:
     text = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
     assert f"## compliance {command}" in text

@@ -209,9 +209,11 @@ def test_breach_names_the_target(sunderland: Built) -> None:
 
 
 def test_the_spec_example_sentence(sunderland: Built) -> None:
-    # SPEC section 7: with no previous figure, the figure is stated with its month.
+    # SPEC section 7: with no previous figure, the figure is stated with its month. (Without
+    # an XmR reading: the chart's sentences follow; see test_narrative_reads_the_xmr_chart.)
     spec = sunderland.schedule.measure("SM1.1")
-    row = {**sunderland.rows["SM1.1"], "previous_value": None, "change": None}
+    row = {**sunderland.rows["SM1.1"], "previous_value": None, "change": None,
+           "variation": None, "assurance": None}
     assert narrative(spec, row, sunderland.schedule) == (
         "The percentage of all referrals that were re-referrals within 12 months in September "
         "2018 is 29.4%. Performance against this measure is not meeting target of 22% and is "
@@ -371,14 +373,24 @@ def test_html_header(report: str) -> None:
 
 def test_one_accessible_chart_per_measure(report: str, sunderland: Built) -> None:
     charts = re.findall(r"<svg\b[^>]*>", report)
-    assert len(charts) == len(sunderland.schedule.measures) == 20
+    history = [t for t in charts if 'id="chart-' in t]
+    xmr = [t for t in charts if 'id="xmr-' in t]
+    assert len(history) == len(sunderland.schedule.measures) == 20
+    # An XmR chart for every point-in-time measure with a judged figure: not SM3.2 and SM5.2,
+    # year-to-date figures that rise through the year by construction.
+    assert len(xmr) == 18 and len(charts) == 38
     for tag in charts:
         assert 'role="img"' in tag and "aria-labelledby=" in tag
         assert "width=" not in tag.replace("stroke-width", "")
     for spec in sunderland.schedule.measures:
-        ident = "chart-" + re.sub(r"[^A-Za-z0-9_-]", "-", spec.id)
-        assert f'<title id="{ident}-title">{html.escape(spec.id)}:' in report
-        assert f'<desc id="{ident}-desc">' in report
+        key = re.sub(r"[^A-Za-z0-9_-]", "-", spec.id)
+        idents = ["chart-" + key] + (["xmr-" + key] if spec.id not in ("SM3.2", "SM5.2") else [])
+        for ident in idents:
+            assert f'<title id="{ident}-title">{html.escape(spec.id)}:' in report
+            assert f'<desc id="{ident}-desc">' in report
+    assert 'id="xmr-SM5-2"' not in report and 'id="xmr-SM3-2"' not in report
+    article = report.split('id="measure-SM5-2"')[1].split("</article>")[0]
+    assert TEMPLATES["spc.no_chart"] in html.unescape(article)
     ids = re.findall(r'\bid="([^"]+)"', report)
     duplicates = {i for i in ids if ids.count(i) > 1}
     assert not duplicates
@@ -524,6 +536,11 @@ def test_status_colours_meet_wcag_aa() -> None:
     # Lines need 3:1 against the white chart; the target, gap and reference colours also
     # colour their labels, so they need the 4.5:1 of text.
     assert contrast(report_charts.FIGURE_LINE, "#ffffff") >= 3
+    # The XmR chart's lines, and each variation's colour: they also colour the scorecard's
+    # symbols and the chart's labels, so text contrast.
+    for ink in (report_charts.XMR_LINE, report_charts.MEAN_LINE, report_charts.LIMIT_LINE,
+                *(style["colour"] for style in report_charts.VARIATION_STYLES.values())):
+        assert contrast(ink, "#ffffff") >= 4.5, ink
     for ink in (report_charts.INK, report_charts.TARGET_LINE, report_charts.GAP_COLOUR,
                 *report_charts.REFERENCE_COLOURS):
         assert contrast(ink, "#ffffff") >= 4.5, ink
@@ -542,7 +559,7 @@ def test_xlsx_scorecard(sunderland: Built, tmp_path: Path) -> None:
     sheet = load_workbook(path).active
     assert sheet is not None
     assert sheet.freeze_panes == "A2"
-    assert sheet.auto_filter.ref == "A1:P21"
+    assert sheet.auto_filter.ref == "A1:R21"
     header = [c.value for c in sheet[1]]
     assert header[:5] == ["Ref", "Kind", "Measure", "Figure for", "Figure"]
     status_col = header.index("Status") + 1
@@ -572,6 +589,12 @@ def test_xlsx_scorecard(sunderland: Built, tmp_path: Path) -> None:
     assert sheet.cell(row=by_ref["SM2.1"], column=figure_col).number_format == "#,##0.0"
     assert sheet.cell(row=by_ref["SM3.2"], column=figure_col).number_format == "#,##0"
     assert sheet.cell(row=by_ref["KPI7"], column=4).value == "August 2018"
+    variation_col, assurance_col = header.index("Variation") + 1, header.index("Assurance") + 1
+    assert sheet.cell(row=by_ref["SM1.1"], column=variation_col).value == "Common cause"
+    assert sheet.cell(row=by_ref["SM1.1"], column=assurance_col).value == \
+        "Consistently failing"
+    assert sheet.cell(row=by_ref["KPI1"], column=assurance_col).value == "Hit and miss"
+    assert sheet.cell(row=by_ref["SM9.1"], column=assurance_col).value is None  # no target
 
 
 FORMULAS = ['=HYPERLINK("http://example.invalid","click")', "+1+1", "-2+3", "@SUM(A1:A2)",
@@ -633,3 +656,362 @@ def test_xlsx_accepts_check_json_assessments(darlington: Built, tmp_path: Path) 
     assert sheet is not None
     assert sheet.max_row == len(darlington.schedule.measures) + 1
     assert sheet.cell(row=2, column=4).value == "September 2017"
+
+
+# --- statistical process control: the XmR chart and its reading ------------------------------
+
+HOVER_SCHEDULE = """\
+contract:
+  id: hover
+  title: Hovering measure
+  commissioner: A Council
+  provider: A Provider
+  forums: [Group, Board, Panel, Committee]
+  starts: 2018-04
+  settings: {deteriorating_periods_watch: 12}
+measures:
+  - id: KPI1
+    kind: kpi
+    title: Percentage of plans reviewed on time
+    unit: percent
+    polarity: higher_is_better
+    target: 90
+    tolerance: [85, 89.9]
+"""
+
+# Met every month, but falling for seven months in a row: a trend of concern, and October
+# below the lower (trial) process limit.
+DRIFT = [("2018-04", 99.0), ("2018-05", 98.6), ("2018-06", 98.1), ("2018-07", 97.0),
+         ("2018-08", 95.2), ("2018-09", 93.1), ("2018-10", 91.0)]
+
+
+@pytest.fixture(scope="module")
+def drift(tmp_path_factory: pytest.TempPathFactory) -> Built:
+    tmp = tmp_path_factory.mktemp("drift")
+    schedule = tmp / "hover.yaml"
+    schedule.write_text(HOVER_SCHEDULE)
+    figures = tmp / "figures.csv"
+    figures.write_text("measure,period,value\n" + "".join(f"KPI1,{p},{v}\n" for p, v in DRIFT))
+    return _build(tmp, schedule, [figures], "2018-10")
+
+
+@pytest.fixture(scope="module")
+def drift_report(drift: Built) -> str:
+    return drift.render()
+
+
+def _xmr_points_of(svg: str, variation: str) -> list[str]:
+    """The <use> elements (the markers) of one variation's points in an XmR chart."""
+    match = re.search(rf'<g id="[^"]*-points-{variation}">(.*?)</g>', svg, re.S)
+    return re.findall(r"<use [^>]*>", match.group(1)) if match else []
+
+
+def _marker_vertices(svg: str, use: str) -> int:
+    """How many vertices the marker a <use> element draws (a circle is drawn with curves)."""
+    href = re.search(r'xlink:href="#([^"]+)"', use)
+    assert href
+    path = re.search(rf'<path id="{re.escape(href.group(1))}" d="([^"]+)"', svg)
+    assert path
+    if re.search(r"(?:^|\s)C\s", path.group(1)):
+        return 0
+    return len(re.findall(r"[ML] ", path.group(1)))
+
+
+def test_xmr_chart_marks_concern_points_by_colour_and_shape(drift: Built) -> None:
+    spec = drift.schedule.measure("KPI1")
+    svg = report_charts.xmr_chart(spec, _series(drift, "KPI1"), "2018-10")
+    concern = _xmr_points_of(svg, "special_cause_concern")
+    assert len(concern) == 7  # every point of the trend, the last also beyond the limit
+    colour = report_charts.VARIATION_STYLES["special_cause_concern"]["colour"]
+    assert all(f"fill: {colour}" in use for use in concern)
+    assert _marker_vertices(svg, concern[0]) == 3  # a triangle (pointing down), not a dot
+    assert not _xmr_points_of(svg, "common_cause")
+    assert ">Special cause: concern<" in svg  # the legend says it in words
+    # The mean, the dashed process limits, labelled as trial limits, and the target.
+    assert ">XmR chart: trial limits, from 7 figures<" in svg
+    assert ">Mean 96%<" in svg and ">Target 90%<" in svg
+    assert ">Upper trial limit 99.55%<" in svg and ">Lower trial limit 92.45%<" in svg
+    assert ">Process limits (trial)<" in svg and "stroke-dasharray" in svg
+    # Screen readers get the same: each point's variation and the rule that flagged it.
+    assert ("October 2018 91% (special cause: concern, beyond a process limit)." in svg)
+    assert "May 2018 98.6% (special cause: concern, a trend)" in svg
+    assert "Process limits 92.45% to 99.55% (trial limits, from 7 figures)." in svg
+    assert "Assurance: the target is consistently passed." in svg
+
+
+def test_xmr_chart_of_common_cause(sunderland: Built) -> None:
+    svg = report_charts.xmr_chart(sunderland.schedule.measure("KPI1"),
+                                  _series(sunderland, "KPI1"), PERIOD)
+    assert len(_xmr_points_of(svg, "common_cause")) == 4
+    assert _marker_vertices(svg, _xmr_points_of(svg, "common_cause")[0]) == 0  # a circle
+    for variation in ("improvement", "concern", "neither"):
+        assert not _xmr_points_of(svg, f"special_cause_{variation}")
+    assert ">XmR chart: trial limits, from 4 figures<" in svg
+    assert ">Upper trial limit 100.28%<" in svg and ">Target 95%<" in svg
+    # A gap where a due figure was not reported; nothing at all for a year-end measure.
+    sm61 = report_charts.xmr_chart(sunderland.schedule.measure("SM6.1"),
+                                   _series(sunderland, "SM6.1"), PERIOD)
+    assert sm61.count(">Not reported<") >= 2 and "from 2 figures" in sm61
+    assert report_charts.xmr_chart(sunderland.schedule.measure("SM5.2"),
+                                   _series(sunderland, "SM5.2"), PERIOD) == ""
+    # A history without its XmR reading draws no XmR chart, and the report still renders.
+    bare = sunderland.history.drop(columns=["variation", "spc_rule", "assurance", "spc_mean",
+                                            "spc_lower", "spc_upper", "spc_points",
+                                            "spc_trial"])
+    kpi1 = bare[bare["measure"] == "KPI1"].to_dict("records")
+    assert report_charts.xmr_chart(sunderland.schedule.measure("KPI1"), kpi1, PERIOD) == ""
+    out = render_report(sunderland.schedule, bare, sunderland.escalations,
+                        sunderland.findings, PERIOD, produced=PRODUCED)
+    assert 'id="xmr-' not in out and "Variation and assurance" in out
+
+
+def _synthetic(values: list[float], start: str = "2017-04", polarity: str = "higher_is_better",
+               target: float = 95.0, **settings: Any) -> list[dict[str, Any]]:
+    """A measure's history read on its XmR chart as the check reads it (``add_spc``)."""
+    from compliance.assess import add_spc
+    from compliance.periods import add_months
+    from compliance.spc import SpcSettings
+
+    periods = [add_months(start, i) for i in range(len(values))]
+    frame = pd.DataFrame({
+        "contract": "c", "measure": "KPI1", "period": periods, "figure_period": periods,
+        "value": values, "status": "met", "polarity": polarity, "compared_with": target,
+        "target_low": target, "target_high": target})
+    records: list[dict[str, Any]] = add_spc(frame, {"c": SpcSettings(**settings)}).to_dict(
+        "records")  # type: ignore[assignment]
+    return records
+
+
+STEADY_THEN_LOWER = [97.2, 98.1, 97.5, 96.9, 97.8, 98.4, 97.1, 97.6, 98.0, 97.3, 97.9, 97.4,
+                     95.9, 96.2, 95.6, 96.0, 95.8, 96.1, 95.7]
+
+
+def test_xmr_chart_with_enough_figures_has_no_trial_limits(sunderland: Built) -> None:
+    rows = _synthetic(STEADY_THEN_LOWER)
+    assert rows[-1]["variation"] == "special_cause_concern" and not rows[-1]["spc_trial"]
+    svg = report_charts.xmr_chart(sunderland.schedule.measure("KPI1"), rows, "2018-10",
+                                  months=24)
+    assert "trial" not in svg.lower()
+    assert ">Upper limit " in svg and ">Process limits<" in svg
+    assert len(_xmr_points_of(svg, "special_cause_concern")) >= 7  # the shift below the mean
+
+
+def test_xmr_chart_shows_recalculated_limits(sunderland: Built) -> None:
+    rows = _synthetic(STEADY_THEN_LOWER, baseline_from="2018-04")
+    svg = report_charts.xmr_chart(sunderland.schedule.measure("KPI1"), rows, "2018-10",
+                                  months=24)
+    desc = re.search(r"<desc [^>]*>(.*?)</desc>", svg, re.S)
+    assert desc and "From April 2018: Mean 95.9%." in html.unescape(desc.group(1))
+    # Two stretches: two means, each drawn over its own months.
+    assert desc.group(1).count("Mean ") == 2
+    assert ">Mean 95.9%<" in svg  # the latest stretch is labelled
+
+
+def test_long_histories_stay_legible(sunderland: Built) -> None:
+    spec = sunderland.schedule.measure("KPI1")
+    rows = _synthetic(STEADY_THEN_LOWER)  # 19 months
+    for svg in (report_charts.measure_chart(spec, rows, "2018-10", months=24),
+                report_charts.xmr_chart(spec, rows, "2018-10", months=24)):
+        # Past a year of points: the month alone, its year under the first and each January.
+        assert ">Apr 2017<" not in svg and ">May<" in svg
+        assert svg.count(">2017<") == 1 and svg.count(">2018<") == 1
+    history = report_charts.measure_chart(spec, rows, "2018-10", months=24)
+    assert ">95.7%<" in history and ">97.2%<" not in history  # only the latest value labelled
+    months = r">(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)<"
+    long = _synthetic(STEADY_THEN_LOWER * 3, start="2014-01")  # 57 months
+    svg = report_charts.xmr_chart(spec, long, "2018-09", months=60)
+    assert 12 < len(re.findall(months, svg)) <= 24  # every third month labelled
+
+
+def test_scorecard_shows_variation_and_assurance(drift_report: str, report: str) -> None:
+    table = _text_of(drift_report.split('<table class="scorecard">')[1].split("</table>")[0])
+    assert "Variation and assurance" in table
+    assert "▼ Special cause: concern Assurance: consistently passing " \
+           "Trial limits, from 7 figures" in table
+    assert "variation-special_cause_concern" in drift_report
+    sunderland = report.split('<table class="scorecard">')[1].split("</table>")[0]
+    lines = {m: _text_of(t) for m, t in re.findall(
+        r'id="scorecard-measure-([^"]+)">(.*?)</tr>', sunderland, re.S)}
+    assert "Common cause Assurance: consistently failing Trial limits, from 4 figures" \
+        in lines["SM1-1"]
+    assert "Assurance: hit and miss" in lines["KPI1"]
+    assert lines["SM5-2"].endswith("—")  # judged at year end: no XmR reading yet
+    assert "Assurance" not in lines["SM9-1"]  # monitor only: no target to assure
+
+
+def test_narrative_reads_the_xmr_chart(drift: Built, sunderland: Built) -> None:
+    text = narrative(drift.schedule.measure("KPI1"), drift.rows["KPI1"], drift.schedule)
+    assert ("Performance against this measure is exceeding target. The chart shows the "
+            "October 2018 figure below the lower process limit, a signal that performance "
+            "has changed for the worse. On current variation the target will be met "
+            "consistently. The process limits are trial limits, calculated from seven "
+            "figures, and will settle as more figures are reported.") in text
+    sm11 = narrative(sunderland.schedule.measure("SM1.1"), sunderland.rows["SM1.1"],
+                     sunderland.schedule)
+    assert sm11.endswith("outside of tolerance range. On current variation the target will be "
+                         "missed consistently unless the process changes. The process limits "
+                         "are trial limits, calculated from four figures, and will settle as "
+                         "more figures are reported.")
+    # Common cause and no target: nothing to add.
+    assert "chart" not in narrative(sunderland.schedule.measure("SM9.1"),
+                                    sunderland.rows["SM9.1"], sunderland.schedule)
+
+
+SIGNALS = [
+    # rule, polarity, variation, value, previous, expected sentence
+    ("shift", "higher_is_better", "special_cause_concern", 80.0, 81.0,
+     "The chart shows a sustained run of figures below the average, a signal that "
+     "performance has changed for the worse."),
+    ("shift", "lower_is_better", "special_cause_concern", 90.0, 89.0,
+     "The chart shows a sustained run of figures above the average, a signal that "
+     "performance has changed for the worse."),
+    ("shift", "lower_is_better", "special_cause_improvement", 80.0, 81.0,
+     "The chart shows a sustained run of figures below the average, a signal that "
+     "performance has changed for the better."),
+    ("trend", "higher_is_better", "special_cause_improvement", 84.0, 83.0,
+     "The chart shows a sustained run of rising figures, a signal that performance has "
+     "changed for the better."),
+    ("trend", "within_range", "special_cause_neither", 84.0, 86.0,
+     "The chart shows a sustained run of falling figures, a signal that performance has "
+     "changed."),
+    ("beyond_limit", "higher_is_better", "special_cause_improvement", 95.0, 85.0,
+     "The chart shows the September 2018 figure above the upper process limit, a signal "
+     "that performance has changed for the better."),
+    ("two_of_three", "higher_is_better", "special_cause_concern", 80.0, 85.0,
+     "The chart shows recent figures close to the lower process limit, a signal that "
+     "performance has changed for the worse."),
+]
+
+
+@pytest.mark.parametrize(("rule", "polarity", "variation", "value", "previous", "expected"),
+                         SIGNALS)
+def test_narrative_names_the_signal(sunderland: Built, rule: str, polarity: str,
+                                    variation: str, value: float, previous: float,
+                                    expected: str) -> None:
+    from compliance.report.narrative import spc_sentences
+
+    spec = sunderland.schedule.measure("KPI1").model_copy(update={"polarity": polarity})
+    row = {**sunderland.rows["KPI1"], "value": value, "previous_value": previous,
+           "variation": variation, "spc_rule": rule, "spc_mean": 85.0, "spc_lower": 81.0,
+           "spc_upper": 89.0, "assurance": None, "spc_trial": False, "spc_points": 14}
+    assert spc_sentences(spec, row) == [expected]
+
+
+def test_exceptions_name_the_signal(drift: Built, sunderland: Built) -> None:
+    _, improve = exceptions(drift.schedule, drift.rows, drift.findings, "2018-10")
+    [item] = improve
+    assert item["text"].endswith("but has deteriorated for 6 due periods in a row, and its "
+                                 "XmR chart shows special-cause variation of concern.")
+    # A signal without a run of deterioration (a shift, one point beyond a limit).
+    rows = {**drift.rows, "KPI1": {**drift.rows["KPI1"], "consecutive_deteriorating": 1}}
+    _, improve = exceptions(drift.schedule, rows, drift.findings, "2018-10")
+    assert improve[0]["text"] == (
+        "The percentage of plans reviewed on time (KPI1) was 91% in October 2018, still "
+        "meeting the target of 90%, but its XmR chart shows special-cause variation of "
+        "concern.")
+
+
+def test_watch_record_and_xmr_chart_in_the_report(drift_report: str) -> None:
+    text = _text_of(drift_report)
+    assert "1 measure in the performance schedule" in text
+    records = text.split("Data quality and early warnings")[2].split("Measures in detail")[0]
+    assert "Early warning" in records and "(rule spc-concern)" in records
+    assert "A measure not yet in breach whose XmR chart shows special-cause variation of " \
+           "concern" in records
+    assert 'id="xmr-KPI1"' in drift_report
+    assert "XmR chart of KPI1: special cause: concern; assurance: consistently passing " \
+           "(trial limits, from 7 figures)." in text
+
+
+# --- escalations: silenced, acknowledged, noted ---------------------------------------------
+
+
+def test_escalation_extras_are_optional(report: str) -> None:
+    # Without acknowledgement keys the table has no column for them.
+    assert "Acknowledgement and notes" not in report
+    assert "held back" not in _text_of(report.split('id="escalations"')[1].split(
+        "</section>")[0])
+
+
+def test_acknowledged_and_noted_escalations(sunderland: Built) -> None:
+    escalations = [dict(e) for e in sunderland.escalations]
+    for e in escalations:
+        e.update(acknowledged_by=None, acknowledged_at=None, latest_note=None,
+                 latest_note_by=None, notes=0)
+    kpi8 = next(e for e in escalations if e["measure"] == "KPI8")
+    kpi8.update(acknowledged_by="j.smith", acknowledged_at="2018-10-12T09:30",
+                latest_note="Provider to present a recovery plan at the November OCG",
+                latest_note_by="a.jones")
+    kpi2 = next(e for e in escalations if e["measure"] == "KPI2")
+    kpi2.update(latest_note="Awaiting <b>data</b> & a plan", latest_note_by="tester")
+    out = render_report(sunderland.schedule, sunderland.history, escalations,
+                        sunderland.findings, PERIOD, produced=PRODUCED)
+    section = out.split('id="escalations"')[1].split("</section>")[0]
+    assert "Acknowledgement and notes" in section
+    rows = {re.search(r'href="#measure-([^"]+)"', r).group(1): _text_of(r)  # type: ignore[union-attr]
+            for r in re.findall(r"<tr>(.*?)</tr>", section, re.S) if "href" in r}
+    assert rows["KPI8"].endswith("Acknowledged by j.smith on 12 October 2018 at 09:30 Latest "
+                                 "note (a.jones): Provider to present a recovery plan at the "
+                                 "November OCG")
+    assert rows["KPI2"].endswith("Not acknowledged Latest note (tester): Awaiting <b>data</b> "
+                                 "& a plan")
+    assert "Awaiting &lt;b&gt;data&lt;/b&gt; &amp; a plan" in section  # escaped
+    assert rows["SM1-1"].endswith("Not acknowledged")
+    # A datetime, as the store holds it, reads the same.
+    kpi8["acknowledged_at"] = dt.datetime(2018, 10, 12, 9, 30)
+    again = render_report(sunderland.schedule, sunderland.history, escalations,
+                          sunderland.findings, PERIOD, produced=PRODUCED)
+    assert "Acknowledged by j.smith on 12 October 2018 at 09:30" in again
+
+
+def test_silenced_escalation_in_the_report(sunderland: Built) -> None:
+    escalations = [dict(e) for e in sunderland.escalations]
+    escalations.append({"measure": "SM8.1", "level": 3, "forum": "Chief Executive's "
+                        "Performance Clinic", "opened": "2018-09", "status": "silenced",
+                        "resolved": None, "silenced_until": "2019-03",
+                        "silence_reason": "Remedial plan agreed at OCG 12/10",
+                        "rule": "supporting-sustained-breach", "description": "x"})
+    escalations.append({"measure": "KPI4", "level": 1, "forum": "Operational Commissioning "
+                        "Group", "opened": "2018-06", "status": "silenced", "resolved": None,
+                        "silenced_until": "2018-08", "silence_reason": "over",
+                        "rule": "r", "description": "y"})
+    out = render_report(sunderland.schedule, sunderland.history, escalations,
+                        sunderland.findings, PERIOD, produced=PRODUCED)
+    section = _text_of(out.split('id="escalations"')[1].split("</section>")[0])
+    held = section.split("Escalations held back (silenced)")[1]
+    assert "SM8.1" in held and "Escalation held back until March 2019: Remedial plan agreed " \
+        "at OCG 12/10" in held
+    assert "KPI4" not in held  # its silence ended in August
+    scorecard = _text_of(out.split('<table class="scorecard">')[1].split("</table>")[0])
+    assert "Escalation held back until March 2019" in scorecard
+
+
+def test_silence_through_the_command_line(cli: Any, tmp_path: Path) -> None:
+    schedule = tmp_path / "hover.yaml"
+    schedule.write_text(HOVER_SCHEDULE.replace("  settings: {deteriorating_periods_watch: 12}\n",
+                                               ""))
+    failing = [("2018-04", 95.0), ("2018-05", 80.0), ("2018-06", 79.0), ("2018-07", 78.0),
+               ("2018-08", 77.0)]
+    figures = tmp_path / "figures.csv"
+    figures.write_text("measure,period,value\n"
+                       + "".join(f"KPI1,{p},{v}\n" for p, v in failing))
+    assert cli("contract", "load", schedule).exit_code == 0
+    assert cli("submit", "--contract", "hover", figures).exit_code == 0
+    assert cli("check", "--contract", "hover", "--period", "2018-04").exit_code == 0
+    assert cli("silence", "--contract", "hover", "--measure", "KPI1", "--until", "2018-07",
+               "--reason", "remedial plan agreed at OCG 12/10").exit_code == 0
+    assert cli("check", "--contract", "hover", "--from", "2018-05", "--to",
+               "2018-08").exit_code == 0
+    june = tmp_path / "june.html"
+    assert cli("report", "--contract", "hover", "--period", "2018-06", "--out",
+               june).exit_code == 0
+    section = _text_of(june.read_text().split('id="escalations"')[1].split("</section>")[0])
+    assert "No escalation is open at the end of June 2018." in section
+    assert "Escalation held back until July 2018: remedial plan agreed at OCG 12/10" in section
+    august = tmp_path / "august.html"
+    assert cli("report", "--contract", "hover", "--period", "2018-08", "--out",
+               august).exit_code == 0
+    section = _text_of(august.read_text().split('id="escalations"')[1].split("</section>")[0])
+    # The silence over and the measure still failing: open again, and no longer held back.
+    assert "Open escalations at the end of August 2018" in section
+    assert "held back" not in section

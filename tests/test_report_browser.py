@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import EXAMPLES, SUNDERLAND
-from tests.test_report import PERIOD, _build
+from tests.test_report import DRIFT, HOVER_SCHEDULE, PERIOD, _build
 
 
 def _chromium() -> str | None:
@@ -173,7 +173,35 @@ class Page:
 def page(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Page:
     returns = [EXAMPLES / f"sunderland-tfc-2018-{m:02d}.csv" for m in (6, 7, 8, 9)]
     built = _build(tmp_path_factory.mktemp("store"), SUNDERLAND, returns, PERIOD)
-    html = built.render()
+    return _open(built.render(), tmp_path_factory, request)
+
+
+@pytest.fixture(scope="module")
+def signal_page(tmp_path_factory: pytest.TempPathFactory,
+                request: pytest.FixtureRequest) -> Page:
+    """A report with special-cause variation on its XmR chart, an acknowledged and noted
+    escalation, and one held back by a silence."""
+    tmp = tmp_path_factory.mktemp("signal")
+    schedule = tmp / "hover.yaml"
+    schedule.write_text(HOVER_SCHEDULE)
+    figures = tmp / "figures.csv"
+    figures.write_text("measure,period,value\n" + "".join(f"KPI1,{p},{v}\n" for p, v in DRIFT))
+    built = _build(tmp, schedule, [figures], "2018-10")
+    built.escalations = [
+        {"measure": "KPI1", "level": 1, "forum": "Group", "opened": "2018-10",
+         "status": "open", "resolved": None, "rule": "r", "description": "A test escalation.",
+         "acknowledged_by": "j.smith", "acknowledged_at": "2018-11-02T10:15",
+         "latest_note": "Recovery plan due at the November meeting",
+         "latest_note_by": "a.jones"},
+        {"measure": "KPI1", "level": 2, "forum": "Board", "opened": "2018-09",
+         "status": "silenced", "resolved": None, "silenced_until": "2019-03",
+         "silence_reason": "Remedial plan agreed", "rule": "r", "description": "Held."}]
+    return _open(built.render(), tmp_path_factory, request)
+
+
+def _open(html: str, tmp_path_factory: pytest.TempPathFactory,
+          request: pytest.FixtureRequest) -> Page:
+    """Load a report in Chromium with the catcher, axe (when available) and the probe."""
     folder = tmp_path_factory.mktemp("browser")
     report = folder / "report.html"
     report.write_text(html, encoding="utf-8")
@@ -234,11 +262,17 @@ def test_runs_without_errors_or_requests(page: Page) -> None:
 
 def test_every_chart_is_laid_out_with_its_text(page: Page) -> None:
     charts = page.probe["charts"]
-    assert len(charts) == 20
+    history = [c for c in charts if c["id"].startswith("chart-")]
+    xmr = [c for c in charts if c["id"].startswith("xmr-")]
+    # Each measure's history, and its XmR chart (all but SM5.2, judged at year end).
+    assert len(history) == 20 and len(xmr) == 18 and len(charts) == 38
     for chart in charts:
         assert chart["width"] > 400 and chart["height"] > 150, chart
         assert chart["texts"] > 5 and chart["visibleText"] == chart["texts"], chart
-        assert chart["title"].startswith(chart["id"].removeprefix("chart-").split("-")[0])
+        ref = chart["id"].split("-", 1)[1].split("-")[0]
+        assert chart["title"].startswith(ref), chart
+    for chart in xmr:
+        assert "XmR chart" in chart["title"], chart
 
 
 def test_the_text_is_there(page: Page) -> None:
@@ -247,7 +281,9 @@ def test_the_text_is_there(page: Page) -> None:
                      "Escalations", "Measures in detail", "September 2018", "2018/19",
                      "Performance against this measure is not meeting target of 22% and is "
                      "outside of tolerance range.",
-                     "Together for Children are unable to report this measure"):
+                     "Together for Children are unable to report this measure",
+                     "Variation and assurance", "Assurance: consistently failing",
+                     "Special cause: concern"):
         assert expected in text
     for ref in ("KPI1", "SM1.1", "SM3.2", "KPI9", "SM9.1"):
         assert ref in text
@@ -258,4 +294,24 @@ def test_no_serious_accessibility_violations(page: Page) -> None:
         pytest.skip(page.axe_reason or "axe-core did not run")
     violations = page.probe["axe"]
     serious = [v for v in violations if v["impact"] in ("serious", "critical")]
+    assert serious == [], json.dumps(serious, indent=2)
+
+
+def test_a_report_with_signals_and_responses(signal_page: Page) -> None:
+    assert signal_page.probe["problems"] == []
+    assert signal_page.probe["resources"] == []
+    charts = signal_page.probe["charts"]
+    assert [c["id"] for c in charts] == ["chart-KPI1", "xmr-KPI1"]
+    for chart in charts:
+        assert chart["width"] > 400 and chart["height"] > 150, chart
+        assert chart["visibleText"] == chart["texts"], chart
+    text = signal_page.probe["text"]
+    for expected in ("Special cause: concern", "Assurance: consistently passing",
+                     "Acknowledged by j.smith on 2 November 2018 at 10:15",
+                     "Escalation held back until March 2019: Remedial plan agreed",
+                     "a signal that performance has changed for the worse"):
+        assert expected in text
+    if signal_page.probe["axe"] is None:
+        pytest.skip(signal_page.axe_reason or "axe-core did not run")
+    serious = [v for v in signal_page.probe["axe"] if v["impact"] in ("serious", "critical")]
     assert serious == [], json.dumps(serious, indent=2)

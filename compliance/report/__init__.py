@@ -2,8 +2,8 @@
 
 ``render_report`` takes what the store holds for a contract and month (the assessment history
 with its features, the escalations as they stood at the end of the month, and the rules'
-findings) and returns HTML with inline styles and inline SVG charts: nothing is fetched when
-it is opened, and it prints on A4.
+findings) and returns HTML with inline styles and inline SVG charts (each measure's history and
+its XmR chart): nothing is fetched when it is opened, and it prints on A4.
 
 Nothing heavy is imported with this package: pandas, jinja2 and matplotlib are imported when
 a report is rendered.
@@ -120,6 +120,7 @@ def scorecard_rows(schedule: Schedule, rows: Mapping[str, Mapping[str, Any]], pe
                    escalations: Sequence[Mapping[str, Any]] = ()) -> list[dict[str, Any]]:
     """One scorecard line per measure of the schedule, in schedule order, as plain text."""
     open_by_measure = {str(e["measure"]): e for e in escalations if e.get("status") == "open"}
+    held_by_measure = {str(e["measure"]): e for e in escalations if _held(e, period)}
     lines = []
     for spec in schedule.measures:
         row = rows.get(spec.id)
@@ -128,6 +129,8 @@ def scorecard_rows(schedule: Schedule, rows: Mapping[str, Mapping[str, Any]], pe
         target, target_note = _target_cell(spec, row)
         direction = _str(row.get("direction")) if row else ""
         escalation = open_by_measure.get(spec.id)
+        held = held_by_measure.get(spec.id)
+        spc = words.spc_reading(row or {})
         lines.append({
             "ref": spec.id, "title": spec.title, "kind": spec.kind, "parent": spec.parent,
             "anchor": _anchor(spec.id), "unit": spec.unit,
@@ -146,6 +149,11 @@ def scorecard_rows(schedule: Schedule, rows: Mapping[str, Mapping[str, Any]], pe
                for k, v in spec.baselines.items()],
             "escalation": (f"Level {escalation['level']}: {escalation['forum']}"
                            if escalation else ""),
+            "held": (f"Escalation held back until {month_name(str(held['silenced_until']))}"
+                     if held else ""),
+            "variation": spc["variation"], "variation_word": spc["variation_word"],
+            "variation_symbol": spc["symbol"], "assurance": spc["assurance"],
+            "assurance_word": spc["assurance_word"], "spc_trial": spc["trial"],
         })
     return lines
 
@@ -210,9 +218,13 @@ def _produced_text(produced: dt.datetime) -> str:
     return f"{produced.day} {produced:%B %Y} at {produced:%H:%M}{zone}"
 
 
+_NOTE_KINDS = {"data_quality": "Data quality", "watch": "Early warning",
+               "late_return": "Late return"}
+
+
 def _notes(schedule: Schedule, findings: Sequence[Mapping[str, Any]], period: str
            ) -> list[dict[str, str]]:
-    """The data quality and early-warning records of the month."""
+    """The data quality, early-warning and late-return records of the month."""
     notes = []
     ids = {m.id for m in schedule.measures}
     for finding in findings:
@@ -220,20 +232,58 @@ def _notes(schedule: Schedule, findings: Sequence[Mapping[str, Any]], period: st
         if finding.get("period") != period or measure not in ids:
             continue
         kind = str(finding.get("type") or "")
-        if kind not in ("data_quality", "watch"):
+        if kind not in _NOTE_KINDS:
             continue
-        notes.append({"ref": measure, "anchor": _anchor(measure),
-                      "kind": "Data quality" if kind == "data_quality" else "Early warning",
+        notes.append({"ref": measure, "anchor": _anchor(measure), "kind": _NOTE_KINDS[kind],
                       "text": _str(finding.get("description")),
                       "rule": _str(finding.get("rule"))})
     return notes
 
 
+def _held(escalation: Mapping[str, Any], period: str) -> bool:
+    """Whether an escalation is held back by a silence still in force at ``period``."""
+    until = _str(escalation.get("silenced_until"))
+    return escalation.get("status") == "silenced" and bool(until) and until >= period
+
+
+def _when(value: Any) -> str:
+    """When a note was made, as the report prints it: 12 October 2018 at 09:30."""
+    if value is None or present.missing(value):
+        return ""
+    moment = value
+    if not isinstance(moment, dt.datetime):
+        try:
+            moment = dt.datetime.fromisoformat(str(value).strip())
+        except ValueError:
+            return _str(value)
+    return f"{moment.day} {moment:%B %Y} at {moment:%H:%M}"
+
+
+def _response(escalation: Mapping[str, Any]) -> dict[str, str]:
+    """Who acknowledged an escalation and the latest note on it, in words (empty if none)."""
+    who = _str(escalation.get("acknowledged_by"))
+    acknowledged = ""
+    if who:
+        when = _when(escalation.get("acknowledged_at"))
+        acknowledged = f"Acknowledged by {who}" + (f" on {when}" if when else "")
+    note = _str(escalation.get("latest_note"))
+    by = _str(escalation.get("latest_note_by"))
+    return {"acknowledged": acknowledged, "note": note,
+            "note_by": f"Latest note ({by})" if by else "Latest note"}
+
+
 def _escalation_rows(schedule: Schedule, escalations: Sequence[Mapping[str, Any]],
                      rows: Mapping[str, Mapping[str, Any]], period: str
-                     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+                     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]],
+                                list[dict[str, Any]]]:
+    """The escalations open at the end of ``period``, those held back by a silence in force,
+    and those resolved in ``period``. Each escalation mapping needs measure, level, forum,
+    opened and status (open, resolved or silenced); resolved, rule, description,
+    silenced_until, silence_reason, acknowledged_by, acknowledged_at, latest_note and
+    latest_note_by are read when present."""
     ids = {m.id for m in schedule.measures}
     opened: list[dict[str, Any]] = []
+    held: list[dict[str, Any]] = []
     resolved: list[dict[str, Any]] = []
     for e in escalations:
         measure = str(e["measure"])
@@ -248,15 +298,20 @@ def _escalation_rows(schedule: Schedule, escalations: Sequence[Mapping[str, Any]
             "since": month_name(str(e["opened"])), "opened": str(e["opened"]),
             "rule": _str(e.get("rule")), "description": _str(e.get("description")),
             "status": status, "status_word": present.STATUS_WORDS.get(status, ""),
-            "status_symbol": present.STATUS_SYMBOLS.get(status, "")}
+            "status_symbol": present.STATUS_SYMBOLS.get(status, ""), **_response(e)}
         if e.get("status") == "open":
             opened.append(item)
-        elif e.get("resolved") == period:
+        elif _held(e, period):
+            item["until"] = month_name(str(e["silenced_until"]))
+            item["reason"] = _str(e.get("silence_reason"))
+            held.append(item)
+        elif e.get("status") != "silenced" and e.get("resolved") == period:
             item["resolved"] = month_name(period)
             resolved.append(item)
     opened.sort(key=lambda r: (-r["level"], r["opened"], r["ref"]))
+    held.sort(key=lambda r: (-r["level"], r["opened"], r["ref"]))
     resolved.sort(key=lambda r: r["ref"])
-    return opened, resolved
+    return opened, held, resolved
 
 
 def _comment(row: Mapping[str, Any] | None) -> str:
@@ -289,6 +344,13 @@ def _measure_meta(spec: MeasureSpec, schedule: Schedule) -> str:
     return " · ".join(parts)
 
 
+def _spc_styles() -> dict[str, str]:
+    """The colour of each variation's symbol, as the XmR chart marks its points."""
+    from compliance.report.charts import VARIATION_STYLES
+
+    return {name: str(style["colour"]) for name, style in VARIATION_STYLES.items()}
+
+
 def render_report(schedule: Schedule, history: pd.DataFrame,
                   escalations: Sequence[Mapping[str, Any]],
                   findings: Sequence[Mapping[str, Any]], period: str, months: int = 12,
@@ -296,15 +358,21 @@ def render_report(schedule: Schedule, history: pd.DataFrame,
     """The committee report for a contract and month, as one self-contained HTML document.
 
     ``history`` is ``compliance.checking.history_with_features`` for the contract through
-    ``period``; ``escalations`` are the contract's escalations as they stood at the end of
-    ``period`` (``compliance.checking.escalation_as_at`` of each stored row); ``findings``
-    are the rules' records (``Transaction.findings`` rows as dicts). ``months`` is how much
-    history each chart shows; ``produced`` is printed in the header (default: now).
+    ``period``: its ``spc_*``, ``variation`` and ``assurance`` columns give each measure's XmR
+    chart and its reading in the scorecard and the narrative (a history without them gives
+    neither). ``escalations`` are the contract's escalations as they stood at the end of
+    ``period`` (``compliance.checking.escalation_as_at`` of each stored row): open ones are
+    listed, silenced ones while their silence holds ("held back until ...: reason"), and
+    those resolved in ``period``; the optional keys ``acknowledged_by``, ``acknowledged_at``,
+    ``latest_note`` and ``latest_note_by`` (``compliance.views``) add who acknowledged each
+    open escalation and its latest note. ``findings`` are the rules' records
+    (``Transaction.findings`` rows as dicts). ``months`` is how much history each chart
+    shows; ``produced`` is printed in the header (default: now).
     """
     from jinja2 import Environment, FileSystemLoader, StrictUndefined
     from markupsafe import Markup
 
-    from compliance.report.charts import measure_chart
+    from compliance.report.charts import measure_chart, xmr_chart
 
     if months < 1:
         raise ValueError("a chart needs at least one month of history")
@@ -313,7 +381,9 @@ def render_report(schedule: Schedule, history: pd.DataFrame,
     series = _history_rows(history, schedule, period)
     lines = scorecard_rows(schedule, rows, period, escalations)
     well, improve = exceptions(schedule, rows, findings, period)
-    opened, resolved = _escalation_rows(schedule, escalations, rows, period)
+    opened, held, resolved = _escalation_rows(schedule, escalations, rows, period)
+    has_responses = any(key in e for e in escalations
+                        for key in ("acknowledged_by", "latest_note"))
 
     has_comparators = any(spec.comparators or spec.baselines for spec in schedule.measures)
 
@@ -327,11 +397,14 @@ def render_report(schedule: Schedule, history: pd.DataFrame,
     details = []
     for spec, line in zip(schedule.measures, lines, strict=True):
         row = rows.get(spec.id)
+        key = line["anchor"][len("measure-"):]
         chart = measure_chart(spec, series.get(spec.id, []), period, months,
-                              chart_id=f"chart-{line['anchor'][len('measure-'):]}")
+                              chart_id=f"chart-{key}")
+        xmr = xmr_chart(spec, series.get(spec.id, []), period, months, chart_id=f"xmr-{key}")
         details.append({
             **line, "meta": _measure_meta(spec, schedule),
-            "chart": Markup(chart),
+            "chart": Markup(chart), "xmr": Markup(xmr),
+            "xmr_note": "" if xmr else words.say("spc.no_chart"),
             "narrative": words.narrative(spec, row, schedule) if row is not None
             else words.say("figure.none", month=month_name(period)),
             "comment": _comment(row),
@@ -347,7 +420,7 @@ def render_report(schedule: Schedule, history: pd.DataFrame,
         financial_year=financial_year(period, contract.year_start_month),
         produced=_produced_text(produced), produced_iso=produced.isoformat(timespec="minutes"),
         summary=summary, total=len(lines), lines=lines, has_comparators=has_comparators,
-        well=well, improve=improve, opened=opened,
+        well=well, improve=improve, opened=opened, held=held, has_responses=has_responses,
         resolved=resolved, notes=_notes(schedule, findings, period), details=details,
-        months=months, colours=STATUS_COLOURS,
+        months=months, colours=STATUS_COLOURS, spc_styles=_spc_styles(),
     )

@@ -8,7 +8,8 @@ is built from ``TEMPLATES`` below; nothing else in the report writes prose.
 A *row* is one measure-period of the assessment history (``history_with_features``) as a
 mapping: ``status``, ``value``, ``figure_period``, ``compared_with``, ``profiled_target``,
 ``forecast``, ``forecast_status``, ``previous_value``, ``change``, ``reason``, ``sources``,
-``source_spread``, ``source``, ``elapsed`` and so on.
+``source_spread``, ``source``, ``elapsed`` and so on; and the XmR chart's reading of it:
+``variation``, ``spc_rule``, ``assurance``, ``spc_mean``, ``spc_points``, ``spc_trial``.
 """
 
 from __future__ import annotations
@@ -100,7 +101,44 @@ TEMPLATES: dict[str, str] = {
     "improve.forecast": "The {subject} ({ref}) stands at {figure} for the year to date; on "
                         "current performance the year-end target of {target} would not be met.",
     "improve.watch": "The {subject} ({ref}) was {figure} in {month}, still meeting the target "
-                     "of {target}, but has deteriorated for {runs} due periods in a row.",
+                     "of {target}, but has deteriorated for {runs} due periods in a row"
+                     "{signal}.",
+    "improve.spc": "The {subject} ({ref}) was {figure} in {month}, still meeting the target "
+                   "of {target}, but its XmR chart shows special-cause variation of concern.",
+    "improve.signal": ", and its XmR chart shows special-cause variation of concern",
+    # Statistical process control: the XmR chart read by NHS England's "Making Data Count"
+    # rules, for the latest figure, then what its limits say about the target.
+    "spc.beyond_limit": "The chart shows the {month} figure {side} the {limit} process limit, "
+                        "a signal that {meaning}.",
+    "spc.shift": "The chart shows a sustained run of figures {side} the average, a signal "
+                 "that {meaning}.",
+    "spc.trend": "The chart shows a sustained run of {moving} figures, a signal that "
+                 "{meaning}.",
+    "spc.two_of_three": "The chart shows recent figures close to the {limit} process limit, "
+                        "a signal that {meaning}.",
+    "spc.signal": "The chart shows special-cause variation, a signal that {meaning}.",
+    "spc.meaning.special_cause_improvement": "performance has changed for the better",
+    "spc.meaning.special_cause_concern": "performance has changed for the worse",
+    "spc.meaning.special_cause_neither": "performance has changed",
+    "assurance.consistently_failing": "On current variation the target will be missed "
+                                      "consistently unless the process changes.",
+    "assurance.consistently_passing": "On current variation the target will be met "
+                                      "consistently.",
+    "assurance.inconsistent": "On current variation the target will be met in some periods "
+                              "and missed in others.",
+    "spc.trial": "The process limits are trial limits, calculated from {count} figures, and "
+                 "will settle as more figures are reported.",
+    "spc.no_chart": "There is no XmR chart for this measure yet: none of its figures has been "
+                    "judged.",
+    # The scorecard's words for the same reading.
+    "variation.common_cause": "Common cause",
+    "variation.special_cause_improvement": "Special cause: improvement",
+    "variation.special_cause_concern": "Special cause: concern",
+    "variation.special_cause_neither": "Special cause: neither improvement nor concern",
+    "assurance.label.consistently_passing": "Assurance: consistently passing",
+    "assurance.label.consistently_failing": "Assurance: consistently failing",
+    "assurance.label.inconsistent": "Assurance: hit and miss",
+    "spc.trial_label": "Trial limits, from {count} figures",
     "trend.improving": ", and has improved from {previous}",
     "trend.declining": ", and has worsened from {previous}",
     "references": " (benchmarks: {references})",
@@ -360,6 +398,8 @@ def narrative(spec: MeasureSpec, row: Mapping[str, Any], schedule: Schedule) -> 
             sentences.append(clause)
         if _is_profiled(spec):
             sentences.extend(_forecast(spec, row))
+    if status not in ("not_reported", "not_due"):
+        sentences.extend(spc_sentences(spec, row))
     refs = references(spec)
     if refs and status not in ("not_reported", "not_due"):
         sentences.append(say("comparators", references=refs))
@@ -377,8 +417,91 @@ def narrative(spec: MeasureSpec, row: Mapping[str, Any], schedule: Schedule) -> 
     return " ".join(s for s in sentences if s)
 
 
+# --- statistical process control ---------------------------------------------------------
+
+VARIATION_SYMBOLS = {"special_cause_improvement": "▲", "special_cause_concern": "▼",
+                     "special_cause_neither": "◆", "common_cause": ""}
+"""The symbol of each variation label, as the XmR chart marks its points (and as the
+command line prints them): the label is never given by colour alone."""
+
+_SPECIAL = ("special_cause_improvement", "special_cause_concern", "special_cause_neither")
+_ASSURANCES = ("consistently_passing", "consistently_failing", "inconsistent")
+
+
+def _flag(row: Mapping[str, Any], key: str) -> bool:
+    value = row.get(key)
+    if value is None or present.missing(value):
+        return False
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "1", "yes")
+    return bool(value)
+
+
+def spc_reading(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The row's XmR reading in words for the scorecard: ``variation`` and ``assurance``
+    labels (empty when there is none), the variation's ``symbol``, and ``trial`` (the words
+    for trial limits, or empty)."""
+    variation = _text(row, "variation")
+    assurance = _text(row, "assurance")
+    points = int(_num(row, "spc_points") or 0)
+    known = variation in (*_SPECIAL, "common_cause")
+    return {
+        "variation": variation if known else "",
+        "variation_word": say(f"variation.{variation}") if known else "",
+        "symbol": VARIATION_SYMBOLS.get(variation, ""),
+        "assurance": assurance if assurance in _ASSURANCES else "",
+        "assurance_word": say(f"assurance.label.{assurance}")
+        if assurance in _ASSURANCES else "",
+        "trial": say("spc.trial_label", count=points)
+        if known and _flag(row, "spc_trial") and points else "",
+    }
+
+
+def _spc_high(spec: MeasureSpec, row: Mapping[str, Any], variation: str, rule: str
+              ) -> bool | None:
+    """Whether the signal is on the high side of the chart (a rising trend), or None."""
+    value, mean = _num(row, "value"), _num(row, "spc_mean")
+    if rule == "trend":
+        good = {"higher_is_better": True, "lower_is_better": False}.get(spec.polarity)
+        if good is not None and variation != "special_cause_neither":
+            return good if variation == "special_cause_improvement" else not good
+        previous = _num(row, "previous_value")
+        if value is not None and previous is not None and value != previous:
+            return value > previous
+    if value is not None and mean is not None and value != mean:
+        return value > mean
+    return None
+
+
+def spc_sentences(spec: MeasureSpec, row: Mapping[str, Any]) -> list[str]:
+    """What the XmR chart says of the latest figure (special-cause variation, if any) and
+    what its limits say about the target (assurance), with a caution for trial limits."""
+    sentences = []
+    variation = _text(row, "variation")
+    rule = _text(row, "spc_rule")
+    if variation in _SPECIAL:
+        meaning = say(f"spc.meaning.{variation}")
+        high = _spc_high(spec, row, variation, rule)
+        key = f"spc.{rule}"
+        if high is not None and key in TEMPLATES:
+            sentences.append(say(
+                key, month=_figure_month(row, _period(row)), meaning=meaning,
+                side="above" if high else "below", limit="upper" if high else "lower",
+                moving="rising" if high else "falling"))
+        else:
+            sentences.append(say("spc.signal", meaning=meaning))
+    assurance = _text(row, "assurance")
+    if assurance in _ASSURANCES:
+        sentences.append(say(f"assurance.{assurance}"))
+    points = int(_num(row, "spc_points") or 0)
+    if sentences and _flag(row, "spc_trial") and points:
+        sentences.append(say("spc.trial", count=_count_word(points)))
+    return sentences
+
+
 def _count_word(n: int) -> str:
-    words = {2: "two", 3: "three", 4: "four", 5: "five"}
+    words = {2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight",
+             9: "nine", 10: "ten", 11: "eleven"}
     return words.get(n, str(n))
 
 
@@ -427,8 +550,11 @@ def exception(spec: MeasureSpec, row: Mapping[str, Any], schedule: Schedule, sec
         return say("improve.not_reported", **fields)
     if status == "monitor":
         return figure_sentence(spec, row, schedule)
+    concern = _text(row, "variation") == "special_cause_concern"
+    if section == "improve" and status == "met" and concern and watch_runs < 2:
+        return say("improve.spc", **fields)
     if section == "improve" and watch_runs and status == "met":
-        return say("improve.watch", **fields)
+        return say("improve.watch", signal=say("improve.signal") if concern else "", **fields)
     if status == "met":
         exceeding = (spec.polarity == "higher_is_better" and value is not None
                      and target is not None and value > target) or (

@@ -2,8 +2,9 @@
 
 One sheet, one row per measure. Figures are stored as numbers with number formats by unit
 (a percentage is stored as given, 0-100, and shown with a "%" suffix, so 29.4 stays 29.4),
-the status cells carry the RAG fill, the header row is frozen and filtered, and every text
-that came from a provider is stored as text that a spreadsheet will never run as a formula.
+the status cells carry the RAG fill, the XmR chart's variation and assurance are given in
+words, the header row is frozen and filtered, and every text that came from a provider is
+stored as text that a spreadsheet will never run as a formula.
 The file is written to a temporary file and moved into place, so a reader never sees half a
 workbook.
 """
@@ -20,6 +21,7 @@ from typing import Any
 
 from compliance import present
 from compliance.periods import month_name
+from compliance.report.narrative import spc_reading
 from compliance.schedule import MeasureSpec, Schedule
 
 # Fill and text colour per RAG (ARGB). Dark text on light fills: each pair has a contrast
@@ -46,7 +48,8 @@ NUMBER_FORMATS: dict[str, str] = {
 COLUMNS: tuple[tuple[str, int], ...] = (
     ("Ref", 9), ("Kind", 11), ("Measure", 58), ("Figure for", 15), ("Figure", 11),
     ("Target", 11), ("Compared with", 14), ("Tolerance", 15), ("Status", 17), ("RAG", 8),
-    ("Direction of travel", 18), ("Previous figure", 15), ("Year-end forecast", 16),
+    ("Direction of travel", 18), ("Variation", 26), ("Assurance", 20),
+    ("Previous figure", 15), ("Year-end forecast", 16),
     ("Reason", 42), ("Provider comment", 48), ("Source", 20),
 )
 
@@ -139,6 +142,7 @@ def export_scorecard(schedule: Schedule, assessments_rows: Sequence[Mapping[str,
         number_format = NUMBER_FORMATS.get(spec.unit, "General")
         figure_period = _text(row.get("figure_period")) or _text(row.get("period")) or period
         direction = _text(row.get("direction"))
+        spc = spc_reading(row)
         values: list[tuple[Any, str | None]] = [
             (spec.id, None), ("KPI" if spec.kind == "kpi" else "Supporting", None),
             (spec.title, None), (month_name(figure_period), None),
@@ -149,6 +153,8 @@ def export_scorecard(schedule: Schedule, assessments_rows: Sequence[Mapping[str,
             (present.STATUS_WORDS.get(status, status), None), (rag.capitalize(), None),
             (present.DIRECTION_ARROWS.get(direction, "").split(" ", 1)[-1] if direction
              else "", None),
+            (spc["variation_word"], None),
+            (spc["assurance_word"].removeprefix("Assurance: ").capitalize(), None),
             (_num(row.get("previous_value")) if spec.accumulation != "cumulative"
              else None, number_format),
             (_num(row.get("forecast")), number_format),

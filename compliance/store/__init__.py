@@ -53,6 +53,16 @@ def resolve_url(url: str | None) -> str:
     return url or os.environ.get("COMPLIANCE_DB") or DEFAULT_URL
 
 
+def _shown(url: str) -> str:
+    """The URL as messages may show it: never with its password."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return url
+
+
 def default_user() -> str:
     try:
         return getpass.getuser()
@@ -74,9 +84,10 @@ def _none(value: Any) -> Any:
 
 class Store:
     def __init__(self, url: str | None = None) -> None:
-        self.url = resolve_url(url)
+        self.url = _shown(resolve_url(url))
+        url = resolve_url(url)
         try:
-            self.engine: Engine = create_engine(self.url)
+            self.engine: Engine = create_engine(url)
         except (ArgumentError, ImportError, ValueError) as exc:
             raise StoreError(f"cannot use the store {self.url!r}: {exc}") from None
         if self.engine.dialect.name == "sqlite":
