@@ -80,6 +80,7 @@ def test_upgrade_from_the_first_schema_keeps_everything(
                                                             for r in filled[name]]
         else:
             assert after[name] == filled[name], name
+    source.dispose()
     # The upgraded store works: the check gives the same result as on the original.
     again = cli_on(old.url)("check", "--contract", "sunderland-tfc", "--period", "2018-09",
                             "--format", "json")

@@ -87,7 +87,14 @@ class Store:
         self.url = _shown(resolve_url(url))
         url = resolve_url(url)
         try:
-            self.engine: Engine = create_engine(url)
+            # A command is short-lived: a server connection is closed as soon as it is
+            # returned, rather than kept in a pool the command will not use again.
+            extra: dict[str, Any] = {}
+            if not url.startswith("sqlite"):
+                from sqlalchemy.pool import NullPool
+
+                extra["poolclass"] = NullPool
+            self.engine: Engine = create_engine(url, **extra)
         except (ArgumentError, ImportError, ValueError) as exc:
             raise StoreError(f"cannot use the store {self.url!r}: {exc}") from None
         if self.engine.dialect.name == "sqlite":
