@@ -203,6 +203,9 @@ def export_scorecard(schedule: Schedule, assessments_rows: Sequence[Mapping[str,
     os.close(fd)
     try:
         workbook.save(temporary)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)  # as readable as any file the user writes
         os.replace(temporary, target_path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
