@@ -47,6 +47,12 @@ class Format(str, Enum):
     csv = "csv"
 
 
+ContractOption = Annotated[str, typer.Option("--contract", "-c", help="Contract id.")]
+MeasureOption = Annotated[str, typer.Option("--measure", "-m", help="Measure id, e.g. KPI2.")]
+MonthOption = Annotated[str, typer.Option("--period", "-p", help="The month, YYYY-MM.")]
+FormatOption = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
+
+
 class State:
     db: str | None = None
     user: str | None = None
@@ -275,8 +281,7 @@ def check(
     to: Annotated[str | None, typer.Option("--to", help="Last month of a range.")] = None,
     returns: Annotated[list[Path] | None, typer.Option(
         "--returns", "-r", help="Provider returns to submit first; repeatable.")] = None,
-    format: Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
-    = Format.table,
+    format: FormatOption = Format.table,
 ) -> None:
     """Assess the period's figures against the schedule, record the results, print them."""
     with _user_errors():
@@ -457,8 +462,7 @@ def escalations(
     open_only: Annotated[bool, typer.Option("--open", help="Only open escalations.")] = False,
     level: Annotated[int | None, typer.Option("--level", min=1,
                                               help="Only escalations at this level.")] = None,
-    format: Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
-    = Format.table,
+    format: FormatOption = Format.table,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write to this file.")]
     = None,
 ) -> None:
@@ -566,8 +570,8 @@ def _atomic(path: Path) -> Iterator[Any]:
 
 @app.command()
 def silence(
-    contract: Annotated[str, typer.Option("--contract", "-c", help="Contract id.")],
-    measure: Annotated[str, typer.Option("--measure", "-m", help="Measure id, e.g. KPI2.")],
+    contract: ContractOption,
+    measure: MeasureOption,
     until: Annotated[str, typer.Option("--until", help="The last month it holds, YYYY-MM.")],
     reason: Annotated[str, typer.Option("--reason", help="Why, for the record.")],
     start: Annotated[str | None, typer.Option(
@@ -613,8 +617,8 @@ def _escalation_of(tx: Transaction, contract: str, measure: str, open_only: bool
 
 @app.command()
 def ack(
-    contract: Annotated[str, typer.Option("--contract", "-c", help="Contract id.")],
-    measure: Annotated[str, typer.Option("--measure", "-m", help="Measure id, e.g. KPI2.")],
+    contract: ContractOption,
+    measure: MeasureOption,
     note: Annotated[str, typer.Option("--note", help="A note to keep with it.")] = "",
 ) -> None:
     """Acknowledge a measure's open escalation (who and when are recorded)."""
@@ -632,8 +636,8 @@ def ack(
 
 @app.command()
 def note(
-    contract: Annotated[str, typer.Option("--contract", "-c", help="Contract id.")],
-    measure: Annotated[str, typer.Option("--measure", "-m", help="Measure id, e.g. KPI2.")],
+    contract: ContractOption,
+    measure: MeasureOption,
     text: Annotated[str, typer.Option("--text", help="The note.")],
 ) -> None:
     """Attach a note to a measure's latest escalation."""
@@ -656,8 +660,7 @@ def overdue(
         "--as-of", help="The date to judge by, YYYY-MM-DD. Default: today.")] = None,
     contract: Annotated[list[str] | None, typer.Option(
         "--contract", "-c", help="Contract id; repeatable. Default: every contract.")] = None,
-    format: Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
-    = Format.table,
+    format: FormatOption = Format.table,
 ) -> None:
     """Returns not received by the day of the month the contract says they are due."""
     import datetime as dt
@@ -719,11 +722,10 @@ def overdue(
 
 @app.command()
 def explain(
-    contract: Annotated[str, typer.Option("--contract", "-c", help="Contract id.")],
-    measure: Annotated[str, typer.Option("--measure", "-m", help="Measure id, e.g. KPI2.")],
-    period: Annotated[str, typer.Option("--period", "-p", help="The month, YYYY-MM.")],
-    format: Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
-    = Format.table,
+    contract: ContractOption,
+    measure: MeasureOption,
+    period: MonthOption,
+    format: FormatOption = Format.table,
 ) -> None:
     """Why a measure has its status in a period, and which rules fired or did not."""
     from compliance.checking import history_with_features
@@ -822,10 +824,9 @@ def rules_show(
 
 @app.command()
 def history(
-    contract: Annotated[str, typer.Option("--contract", "-c", help="Contract id.")],
-    measure: Annotated[str, typer.Option("--measure", "-m", help="Measure id, e.g. KPI2.")],
-    format: Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
-    = Format.table,
+    contract: ContractOption,
+    measure: MeasureOption,
+    format: FormatOption = Format.table,
 ) -> None:
     """Every version of every figure of a measure, who sent it, and which checks used it."""
     with _user_errors():
@@ -887,8 +888,7 @@ def _known_measure(schedule: Schedule, measure: str) -> None:
 @app.command()
 def audit(
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many entries.")] = 50,
-    format: Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
-    = Format.table,
+    format: FormatOption = Format.table,
 ) -> None:
     """The audit trail: every command that changed the store, by whom, when, with counts."""
     with _user_errors():
@@ -953,8 +953,8 @@ def _report_data(tx: Transaction, contract: str, month: str) -> dict[str, Any]:
 
 @app.command()
 def report(
-    contract: Annotated[str, typer.Option("--contract", "-c", help="Contract id.")],
-    period: Annotated[str, typer.Option("--period", "-p", help="The month, YYYY-MM.")],
+    contract: ContractOption,
+    period: MonthOption,
     out: Annotated[Path | None, typer.Option(
         "--out", "-o", help="The HTML file to write. Default: CONTRACT-PERIOD.html")] = None,
     months: Annotated[int, typer.Option("--months", min=2, max=60,
@@ -982,8 +982,8 @@ class ExportFormat(str, Enum):
 
 @app.command()
 def export(
-    contract: Annotated[str, typer.Option("--contract", "-c", help="Contract id.")],
-    period: Annotated[str, typer.Option("--period", "-p", help="The month, YYYY-MM.")],
+    contract: ContractOption,
+    period: MonthOption,
     out: Annotated[Path, typer.Option("--out", "-o", help="The file to write.")],
     format: Annotated[ExportFormat, typer.Option("--format", "-f", help="File format.")]
     = ExportFormat.xlsx,
