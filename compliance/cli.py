@@ -550,22 +550,14 @@ def _emit_escalations(rows: list[dict[str, Any]], format: Format, out: Path | No
 @contextmanager
 def _atomic(path: Path) -> Iterator[Any]:
     """Write a file whole or not at all."""
-    import tempfile
-
     directory = path.resolve().parent
     if not directory.is_dir():
         raise ComplianceError(Problem(f"no such folder: {directory}", file=str(path)))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            yield handle
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from compliance.files import replaced_whole
+
+    with replaced_whole(path) as temporary, temporary.open(
+            "w", encoding="utf-8", newline="") as handle:
+        yield handle
 
 
 @app.command()

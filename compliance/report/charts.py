@@ -221,16 +221,8 @@ def measure_chart(spec: MeasureSpec, rows: Sequence[Mapping[str, Any]], period: 
                                      markerfacecolor="white"))
             labels.insert(0, "Figure")
 
-        low, high = _y_limits(scale_values, unit)
-        ax.set_ylim(low, high)
-        if xs:
-            ax.set_xlim(min(xs) - 0.5, max(xs) + 0.5)
-        _month_ticks(ax, xs, [p["period"] for p in points])
-        ax.tick_params(axis="y", labelsize=7.5)
-        ax.grid(axis="y", color="#dcdedf", lw=0.6, zorder=0)
-        ax.set_axisbelow(True)
-        if unit == "percent":
-            ax.yaxis.set_major_formatter(_percent_formatter())
+        xlim = (min(xs) - 0.5, max(xs) + 0.5) if xs else None
+        low, high = _style_axes(ax, xs, points, scale_values, unit, xlim)
         span = high - low
 
         # Values above the points (only the latest when there are too many to label); the
@@ -319,6 +311,23 @@ def _month_ticks(ax: Any, xs: Sequence[int], periods: Sequence[str]) -> None:
     if step > 1:
         ax.set_xticks(list(xs), minor=True)
         ax.tick_params(axis="x", which="minor", length=2)
+
+
+def _style_axes(ax: Any, xs: Sequence[int], points: Sequence[Mapping[str, Any]],
+                scale_values: Sequence[float], unit: str,
+                xlim: tuple[float, float] | None) -> tuple[float, float]:
+    """The axes every chart of the report shares: limits, month ticks, grid, % labels."""
+    low, high = _y_limits(scale_values, unit)
+    ax.set_ylim(low, high)
+    if xlim is not None:
+        ax.set_xlim(*xlim)
+    _month_ticks(ax, xs, [p["period"] for p in points])
+    ax.tick_params(axis="y", labelsize=7.5)
+    ax.grid(axis="y", color="#dcdedf", lw=0.6, zorder=0)
+    ax.set_axisbelow(True)
+    if unit == "percent":
+        ax.yaxis.set_major_formatter(_percent_formatter())
+    return low, high
 
 
 def _percent_formatter() -> Any:
@@ -621,15 +630,7 @@ def xmr_chart(spec: MeasureSpec, rows: Sequence[Mapping[str, Any]], period: str,
                                  else "Figure (common cause)")
         handles, labels = figure_handles + handles, figure_labels + labels
 
-        low, high = _y_limits(scale_values, unit)
-        ax.set_ylim(low, high)
-        ax.set_xlim(left, right)
-        _month_ticks(ax, xs, [p["period"] for p in points])
-        ax.tick_params(axis="y", labelsize=7.5)
-        ax.grid(axis="y", color="#dcdedf", lw=0.6, zorder=0)
-        ax.set_axisbelow(True)
-        if unit == "percent":
-            ax.yaxis.set_major_formatter(_percent_formatter())
+        low, high = _style_axes(ax, xs, points, scale_values, unit, (left, right))
         span = high - low
 
         gap_marked = False

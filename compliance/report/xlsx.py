@@ -14,12 +14,12 @@ from __future__ import annotations
 import math
 import os
 import re
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from compliance import present
+from compliance.files import replaced_whole
 from compliance.periods import month_name
 from compliance.report.narrative import spc_reading
 from compliance.schedule import MeasureSpec, Schedule
@@ -197,17 +197,6 @@ def export_scorecard(schedule: Schedule, assessments_rows: Sequence[Mapping[str,
     workbook.properties.subject = contract.title
     workbook.properties.creator = contract.commissioner
 
-    directory = target_path.resolve().parent
-    fd, temporary = tempfile.mkstemp(dir=directory, prefix=f".{target_path.name}.",
-                                     suffix=".tmp")
-    os.close(fd)
-    try:
+    with replaced_whole(target_path) as temporary:
         workbook.save(temporary)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)  # as readable as any file the user writes
-        os.replace(temporary, target_path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
     return target_path
