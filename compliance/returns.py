@@ -26,6 +26,8 @@ from compliance.schedule import ADDITIVE_UNITS, UNIT_SCALE, MeasureSpec, Schedul
 if TYPE_CHECKING:
     import pandas as pd
 
+    from compliance.progress import Progress
+
 FIGURE_COLUMNS = ["contract", "measure", "period", "value", "numerator", "denominator", "source",
                   "source_rank", "comment", "row", "file"]
 LONG_REQUIRED = ("measure", "period", "value")
@@ -59,11 +61,7 @@ def gc_paused() -> Iterator[None]:
 def read_table(path: Path) -> tuple[list[list[Any]], int]:
     """Rows of a CSV or the first sheet of an XLSX, and the spreadsheet number of the first."""
     file = str(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ReturnError(Problem(f"cannot read the return: {exc.strerror or exc}",
-                                  file=file)) from None
+    data = _read_bytes(path)
     if path.suffix.lower() in (".xlsx", ".xlsm"):
         return _read_xlsx(data, file), 1
     if path.suffix.lower() == ".xls":
@@ -72,7 +70,90 @@ def read_table(path: Path) -> tuple[list[list[Any]], int]:
     return _read_csv(data, file), 1
 
 
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ReturnError(Problem(f"cannot read the return: {exc.strerror or exc}",
+                                  file=str(path))) from None
+
+
+def _is_csv(path: Path) -> bool:
+    return path.suffix.lower() not in (".xlsx", ".xlsm", ".xls")
+
+
+# The first rows of a table read by columns, in which its header is looked for.
+HEAD_ROWS = 50
+
+
+def _csv_columns(text: str) -> list[_Column] | None:
+    """Every column of a CSV, factorised, read by pandas' C parser; None unless that reading
+    is provably the one ``csv.reader`` makes of the text.
+
+    Without quotes, both split each line at every comma. So the text is taken only when it
+    has no carriage return and no blank line (``csv.reader`` gives those as rows of no cells,
+    which the column-wise validation does not read), every line holding a quote is one whole
+    record that ``csv.reader`` reads (strictly) to the very cells pandas gives, and every
+    line has as many cells as the first.
+    """
+    import numpy as np
+    import pandas as pd
+
+    if not text or "\r" in text or text.startswith("\n") or "\n\n" in text:
+        return None
+    lines = text.count("\n") + (0 if text.endswith("\n") else 1)
+    quoted: dict[int, list[str]] = {}  # line index -> its cells, for lines with a quote
+    commas_in_quoted = 0
+    line_index, counted_to = 0, 0
+    at = text.find('"')
+    while at != -1:
+        start = text.rfind("\n", 0, at) + 1
+        end = text.find("\n", at)
+        end = len(text) if end == -1 else end
+        line_index += text.count("\n", counted_to, start)
+        counted_to = start
+        line = text[start:end]
+        try:
+            records = list(csv.reader([line], strict=True))
+        except csv.Error:
+            return None
+        if len(records) != 1:
+            return None
+        quoted[line_index] = records[0]
+        commas_in_quoted += line.count(",")
+        at = text.find('"', end)
+    try:
+        frame = pd.read_csv(io.StringIO(text), header=None, dtype="category", na_filter=False,
+                            keep_default_na=False, skip_blank_lines=False, engine="c",
+                            quotechar='"', quoting=csv.QUOTE_MINIMAL, doublequote=True,
+                            escapechar=None, comment=None, skipinitialspace=False,
+                            index_col=False)
+    except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError):
+        return None
+    width = frame.shape[1]
+    if len(frame) != lines or width == 0:
+        return None
+    if text.count(",") - commas_in_quoted != (lines - len(quoted)) * (width - 1):
+        return None  # some line has fewer cells than the first
+    columns = []
+    for name in frame.columns:
+        cells = frame[name].cat
+        codes = np.asarray(cells.codes, dtype=np.intp)
+        uniques = [str(u) for u in cells.categories]
+        if len(codes) and int(codes.min()) < 0:
+            return None
+        columns.append(_Column(codes, uniques))
+    for index, record in quoted.items():
+        if len(record) != width or [c.uniques[c.codes[index]] for c in columns] != record:
+            return None
+    return columns
+
+
 def _read_csv(data: bytes, file: str) -> list[list[Any]]:
+    return _csv_rows(_csv_text(data, file), file)
+
+
+def _csv_text(data: bytes, file: str) -> str:
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         text = data.decode("utf-16")
     else:
@@ -86,6 +167,10 @@ def _read_csv(data: bytes, file: str) -> list[list[Any]]:
     if "\x00" in text:
         raise ReturnError(Problem("the file holds NUL bytes: it is not a CSV text file",
                                   file=file))
+    return text
+
+
+def _csv_rows(text: str, file: str) -> list[list[Any]]:
     rows: list[list[Any]] = []
     try:
         with gc_paused():
@@ -248,7 +333,21 @@ def _parse_return(path: Path, schedules: Mapping[str, Schedule],
 
     file = str(path)
     out = _Collector(file)
-    rows, first_row = read_table(path)
+    columns: list[_Column] | None = None
+    text = ""
+    if FAST_PATH and _is_csv(path):
+        text = _csv_text(_read_bytes(path), file)
+        columns = _csv_columns(text)
+    if columns is not None:
+        count = len(columns[0].codes)
+        rows = [[c.uniques[c.codes[i]] for c in columns] for i in range(min(count, HEAD_ROWS))]
+        if count > HEAD_ROWS and not any(_text(v) for row in rows for v in row):
+            columns, rows = None, _csv_rows(text, file)  # a header further down
+        first_row = 1
+    elif text:
+        rows, first_row = _csv_rows(text, file), 1
+    else:
+        rows, first_row = read_table(path)
     header_index, names = _header(rows, first_row, out)
     header_row = first_row + header_index
     seen: dict[str, int] = {}
@@ -260,7 +359,6 @@ def _parse_return(path: Path, schedules: Mapping[str, Schedule],
     if out.problems:
         raise ReturnError(out.problems)
 
-    body = rows[header_index + 1:]
     records: list[dict[str, Any]] = []
     if all(name in seen for name in LONG_REQUIRED):
         for name in names:
@@ -268,12 +366,19 @@ def _parse_return(path: Path, schedules: Mapping[str, Schedule],
                 match = difflib.get_close_matches(name, LONG_REQUIRED + LONG_OPTIONAL, n=1)
                 hint = f" (did you mean {match[0]!r}?)" if match else ""
                 out.add(f"unknown column {name!r}{hint}", row=header_row, column=name)
-        if FAST_PATH and not out.problems and path.suffix.lower() not in (".xlsx", ".xlsm"):
-            fast = _long_form_fast(names, seen, body, header_row, schedules, contract, file,
-                                   today or dt.date.today())
+        if FAST_PATH and not out.problems and _is_csv(path):
+            body_columns = (_columns_of_rows(rows[header_index + 1:]) if columns is None else
+                            [_Column(c.codes[header_index + 1:], c.uniques) for c in columns])
+            fast = None if body_columns is None else _long_form_fast(
+                names, seen, body_columns, header_row, schedules, contract, file,
+                today or dt.date.today())
             if fast is not None:
                 assert list(fast.columns) == FIGURE_COLUMNS
                 return fast
+    if columns is not None:
+        rows = _csv_rows(text, file)
+    body = rows[header_index + 1:]
+    if all(name in seen for name in LONG_REQUIRED):
         for offset, row in enumerate(body):
             if not any(_text(v) for v in row):
                 continue
@@ -359,7 +464,39 @@ class _Column:
         return np.flatnonzero(counts).tolist()
 
 
-def _long_form_fast(names: list[str], seen: dict[str, int], body: list[list[Any]],
+def _columns_of_rows(body: list[list[Any]]) -> list[_Column] | None:
+    """The columns of rows read by ``csv.reader``, factorised; None if the rows are ragged."""
+    import numpy as np
+    import pandas as pd
+
+    n = len(body)
+    if n == 0:
+        return None
+    width = len(body[0])
+    lengths = np.fromiter(map(len, body), dtype=np.int64, count=n)
+    if width == 0 or bool((lengths != width).any()):
+        return None
+    grid = np.empty((n, width), dtype=object)
+    grid[:] = body
+    columns: list[_Column] = []
+    for i in range(width):
+        cells_of = grid[:, i]
+        empty = cells_of == ""
+        if bool(empty.all()):
+            codes, uniques = np.zeros(n, dtype=np.intp), [""]
+        elif float(empty.mean()) > 0.5:  # a mostly empty column: hash only the others
+            codes = np.zeros(n, dtype=np.intp)
+            given, found = pd.factorize(cells_of[~empty])
+            codes[~empty] = given + 1
+            uniques = ["", *found]
+        else:
+            codes, found = pd.factorize(cells_of)
+            uniques = list(found)
+        columns.append(_Column(codes, uniques))
+    return columns
+
+
+def _long_form_fast(names: list[str], seen: dict[str, int], columns: list[_Column],
                     header_row: int, schedules: Mapping[str, Schedule], contract: str | None,
                     file: str, today: dt.date) -> pd.DataFrame | None:
     """A long-form CSV return validated column by column; None if it cannot vouch for it.
@@ -374,37 +511,15 @@ def _long_form_fast(names: list[str], seen: dict[str, int], body: list[list[Any]
     import numpy as np
     import pandas as pd
 
-    n = len(body)
-    if n == 0:
+    n = len(columns[0].codes) if columns else 0
+    if n == 0 or len(columns) < len(names):
         return None
-    width = len(body[0])
-    lengths = np.fromiter(map(len, body), dtype=np.int64, count=n)
-    if width == 0 or width < len(names) or bool((lengths != width).any()):
-        return None
-    grid = np.empty((n, width), dtype=object)
-    grid[:] = body
-    columns: list[_Column] = []
     blank_row = np.ones(n, dtype=bool)
-    for i in range(width):
-        cells_of = grid[:, i]
-        empty = cells_of == ""
-        if bool(empty.all()):
-            codes, uniques = np.zeros(n, dtype=np.intp), [""]
-        elif float(empty.mean()) > 0.5:  # a mostly empty column: hash only the others
-            codes = np.zeros(n, dtype=np.intp)
-            given, found = pd.factorize(cells_of[~empty])
-            codes[~empty] = given + 1
-            uniques = ["", *found]
-        else:
-            codes, found = pd.factorize(cells_of)
-            uniques = list(found)
-        column = _Column(codes, uniques)
+    for i, column in enumerate(columns):
         blank = np.array([not t for t in column.text], dtype=bool)
-        if i >= len(names) and not bool(blank.all()):
+        if i >= len(names) and not bool(blank[column.codes].all()):
             return None  # a cell beyond the header: a problem
-        blank_row &= blank[codes] if len(blank) else True
-        columns.append(column)
-    del grid
+        blank_row &= blank[column.codes] if len(blank) else True
     keep = np.flatnonzero(~blank_row)
     if len(keep) == 0:
         return None
@@ -790,17 +905,25 @@ def file_digest(path: str | Path) -> str:
 
 
 def parse_returns(paths: Sequence[str | Path], schedules: Mapping[str, Schedule],
-                  contract: str | None = None, today: dt.date | None = None) -> pd.DataFrame:
-    """Read several returns; every problem of every file is reported before any is accepted."""
+                  contract: str | None = None, today: dt.date | None = None, *,
+                  progress: Progress | None = None) -> pd.DataFrame:
+    """Read several returns; every problem of every file is reported before any is accepted.
+
+    ``progress`` hears of each file as it is read (see compliance.progress).
+    """
     import pandas as pd
 
     frames: list[pd.DataFrame] = []
     problems: list[Problem] = []
-    for path in paths:
+    for number, path in enumerate(paths):
+        if progress:
+            progress(f"reading {Path(path).name}", number, len(paths))
         try:
             frames.append(parse_return(path, schedules, contract, today))
         except ReturnError as exc:
             problems.extend(exc.problems)
+    if progress:
+        progress("returns read", len(paths), len(paths))
     if problems:
         raise ReturnError(problems)
     if not frames:

@@ -282,3 +282,76 @@ def test_single_contract_return_without_contract_column(tmp_path: Path) -> None:
     assert frame["row"].tolist() == [2, 3, 4, 6]
     assert assert_same(path, sunderland, "sunderland-tfc") is not None
     assert isinstance(assert_same(path, sunderland, "nosuch"), list)
+
+
+# Texts whose CSV structure is unusual: pandas' C parser reads a text only where its cells are
+# provably those of csv.reader, and the return must read alike either way.
+_SHAPES = {
+    "plain": "measure,period,value\nKPI1,2018-09,99\nKPI8,2018-09,36.9\n",
+    "no final newline": "measure,period,value\nKPI1,2018-09,99\nKPI8,2018-09,36.9",
+    "quoted thousands": 'measure,period,value\nSM3.2,2018-09,"1,021"\nKPI1,2018-09,99\n',
+    "doubled quote": 'measure,period,value,comment\nKPI1,2018-09,99,"say ""hi"""\n',
+    "empty quoted cell": 'measure,period,value,comment\nKPI1,2018-09,99,""\n',
+    "quoted line break": 'measure,period,value,comment\nKPI1,2018-09,99,"two\nlines"\n'
+                         "KPI8,2018-09,36.9,\n",
+    "quote inside a cell": 'measure,period,value,comment\nKPI1,2018-09,99,a"b\n',
+    "text after a closing quote": 'measure,period,value,comment\nKPI1,2018-09,99,"a"b\n',
+    "unclosed quote": 'measure,period,value,comment\nKPI1,2018-09,99,"ab\nKPI8,2018-09,1,\n',
+    "carriage returns": "measure,period,value\r\nKPI1,2018-09,99\r\nKPI8,2018-09,36.9\r\n",
+    "blank line": "measure,period,value\nKPI1,2018-09,99\n\nKPI8,2018-09,36.9\n",
+    "short line": "measure,period,value,comment\nKPI1,2018-09,99\nKPI8,2018-09,36.9,x\n",
+    "long line": "measure,period,value\nKPI1,2018-09,99,x\nKPI8,2018-09,36.9\n",
+    "short and long lines": "measure,period,value,comment\nKPI1,2018-09,99\n"
+                            "KPI8,2018-09,36.9,x,y\n",
+    "header further down": "Return,,\n,,\nmeasure,period,value\nKPI1,2018-09,99\n",
+    "blank preamble": "\n\nmeasure,period,value\nKPI1,2018-09,99\n",
+    "spaces": "measure , period, value\n KPI1 ,2018-09 , 99 \n",
+    "missing markers": "measure,period,value,comment\nKPI1,2018-09,NaN,NULL\n"
+                       "KPI8,2018-09,#N/A,None\nKPI2,2018-09,n/a,nan\n",
+    "numbers as text": "measure,period,value,comment\nKPI1,2018-09,1e1,007\nKPI8,2018-09,.5,1.0\n",
+    "only a header": "measure,period,value\n",
+    "hash mark": "measure,period,value,comment\nKPI1,2018-09,99,# not a comment\n",
+    "tab in a cell": "measure,period,value,comment\nKPI1,2018-09,99,a\tb\n",
+}
+
+
+@pytest.mark.parametrize("shape", sorted(_SHAPES))
+def test_unusual_csv_shapes_are_read_alike(shape: str, tmp_path: Path) -> None:
+    sunderland = {"sunderland-tfc": load_schedule(SUNDERLAND)}
+    path = tmp_path / "r.csv"
+    path.write_bytes(_SHAPES[shape].encode("utf-8"))
+    assert_same(path, sunderland)
+
+
+@pytest.mark.parametrize("shape", sorted(_SHAPES))
+def test_columns_read_by_pandas_are_those_of_csv_reader(shape: str) -> None:
+    text = _SHAPES[shape]
+    columns = returns._csv_columns(text)
+    if columns is None:
+        return
+    rows = list(csv.reader(io.StringIO(text, newline=""), strict=True))
+    read = [[c.uniques[c.codes[i]] for c in columns] for i in range(len(columns[0].codes))]
+    assert read == rows
+
+
+def test_pandas_reads_the_usual_shapes() -> None:
+    """The shapes a spreadsheet program writes are read by columns; the others are not."""
+    taken = {shape for shape, text in _SHAPES.items() if returns._csv_columns(text) is not None}
+    assert {"plain", "no final newline", "quoted thousands", "doubled quote",
+            "empty quoted cell", "spaces", "missing markers", "numbers as text",
+            "header further down", "hash mark", "tab in a cell",
+            "quote inside a cell"} <= taken
+    assert not taken & {"quoted line break", "text after a closing quote", "unclosed quote",
+                        "carriage returns",
+                        "blank line", "short line", "long line", "short and long lines",
+                        "blank preamble"}
+
+
+def test_generated_return_is_read_by_columns(generated: tuple[dict[str, Schedule],
+                                                              list[list[str]]]) -> None:
+    _, rows = generated
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    columns = returns._csv_columns(buffer.getvalue())
+    assert columns is not None
+    assert [[c.uniques[c.codes[i]] for c in columns] for i in range(len(rows))] == rows
