@@ -13,6 +13,13 @@ durable-rules is old and fragile, so it is used narrowly:
   lost or invented;
 - every state, and the ruleset itself, is deleted when the run ends.
 
+The rules' conditions are also evaluated over whole columns (``rulepack.evaluate_columns``),
+once per distinct pack and settings; that picks the candidate facts. A run with more than
+``BATCH_THRESHOLD`` candidates (checking many contracts, or many periods, at once) takes the
+evaluation as what fired instead of asserting each candidate; smaller runs, such as the
+monthly check of one contract, go through durable-rules and are checked against it. Both
+give the same records (``tests/test_rules_differential.py`` runs both).
+
 What spans periods (the ladder: one open escalation per measure, whose level only rises
 until it is resolved) is replayed from the records in period order, so that checking months
 again or out of order gives the same escalations as checking them in order.
@@ -22,17 +29,18 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from compliance.rulepack import (
     FIELDS,
     RulePack,
+    RuleSpec,
     compile_pack,
     describe,
     effective_settings,
-    evaluate,
+    evaluate_columns,
     load_pack,
     settings_used,
 )
@@ -43,6 +51,9 @@ if TYPE_CHECKING:
     from compliance.schedule import Schedule
 
 MAX_REASSERTS = 3
+# Above this many candidate facts in one run, the rules' conditions evaluated over whole
+# columns are what fired; at or below it, durable-rules decides, checked against them.
+BATCH_THRESHOLD = 5_000
 FINDING_COLUMNS = ["contract", "measure", "period", "figure_period", "type", "severity", "rule",
                    "description", "value", "compared_with", "status", "settings", "facts"]
 
@@ -110,6 +121,107 @@ def facts_frame(features: pd.DataFrame) -> pd.DataFrame:
     return facts
 
 
+@dataclass
+class _Outcome:
+    """One rule of one pack under one set of effective settings, worked out once."""
+
+    rule: RuleSpec
+    used: list[str]  # the fields its condition reads, sorted
+    description: str
+    settings: dict[str, float]
+    settings_json: str
+
+    @classmethod
+    def of(cls, rule: RuleSpec, values: Mapping[str, float]) -> _Outcome:
+        used_settings = settings_used(rule, values)
+        return cls(rule=rule, used=sorted(set(rule.when)), description=describe(rule, values),
+                   settings=used_settings,
+                   settings_json=json.dumps(used_settings, sort_keys=True))
+
+
+@dataclass
+class _Group:
+    """Contracts that share a rule pack and its effective settings: one evaluation."""
+
+    pack: RulePack
+    values: dict[str, float]
+    contracts: list[str]
+    first: int  # index of its first rule in the run's list of outcomes
+
+
+class _Facts:
+    """The judged facts of a run as column arrays, holding only the columns used."""
+
+    def __init__(self, features: pd.DataFrame) -> None:
+        import numpy as np
+        import pandas as pd
+
+        self.features = features
+        status = features["status"].to_numpy()
+        self.rows = np.flatnonzero(status != "not_due")
+        self.columns: dict[str, Any] = {}
+        self.add(_OUTPUT_COLUMNS)
+        codes, uniques = pd.factorize(self.columns["contract"], sort=True)
+        names = [str(u) for u in uniques]
+        # The contracts with facts, sorted, and each fact's place among them (-1: none).
+        self.contracts = sorted(names)
+        rank = {name: i for i, name in enumerate(self.contracts)}
+        self.contract_code = np.array([rank[n] for n in names] + [-1], dtype=np.int64)[codes]
+
+    def add(self, fields: Iterable[str]) -> None:
+        """Take these fields of the judged facts too (those the features have)."""
+        for name in fields:
+            if name not in self.columns and name in self.features.columns:
+                self.columns[name] = self.features[name].to_numpy()[self.rows]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def frame(self, positions: Any, fields: Iterable[str]) -> pd.DataFrame:
+        """Some facts with some fields, as a DataFrame."""
+        import pandas as pd
+
+        return pd.DataFrame({f: self.columns[f][positions] for f in fields
+                             if f in self.columns})
+
+    def ids(self, positions: Any) -> list[str]:
+        return [_fact_id(c, m, p) for c, m, p in
+                zip(self.column("contract", positions), self.column("measure", positions),
+                    self.column("period", positions), strict=True)]
+
+    def row(self, position: int, fields: Iterable[str]) -> dict[str, Any]:
+        """One fact's id (with an empty sid) and some of its fields."""
+        values = self.columns
+        fid = _fact_id(values["contract"][position], values["measure"][position],
+                       values["period"][position])
+        row = {name: values[name][position] for name in fields if name in values}
+        return {**row, "id": fid, "sid": ""}
+
+    def values(self, name: str, positions: Any) -> Any:
+        """A column's values at some facts, as an object array (None where absent)."""
+        import numpy as np
+
+        values = self.columns.get(name)
+        if values is None:
+            return np.full(len(positions), None, dtype=object)
+        if values.dtype.kind == "O":
+            return values[positions]
+        out = np.empty(len(positions), dtype=object)
+        out[:] = values[positions].tolist()
+        return out
+
+    def column(self, name: str, positions: Any) -> list[Any]:
+        """A column's values at some facts as plain Python values (None where absent)."""
+        values = self.columns.get(name)
+        if values is None:
+            return [None] * len(positions)
+        return list(values[positions].tolist())
+
+
+_OUTPUT_COLUMNS = ("contract", "measure", "period", "figure_period", "value", "compared_with",
+                   "status")
+
+
 def run_rules(features: pd.DataFrame, schedules: Mapping[str, Schedule],
               silences: Mapping[tuple[str, str], list[dict[str, Any]]] | None = None
               ) -> RulesResult:
@@ -117,42 +229,131 @@ def run_rules(features: pd.DataFrame, schedules: Mapping[str, Schedule],
 
     ``silences`` maps (contract, measure) to silences (id, start, until, reason): while one
     is in force, a new escalation or a rise of the measure is held back as a silenced record.
+
+    The rules' conditions are evaluated over whole columns once per distinct pack and
+    settings; the facts that meet any condition are the candidates. When a run has at most
+    ``BATCH_THRESHOLD`` candidates they are asserted into durable-rules, one ruleset per
+    contract, and what fired must equal the evaluation; above it, the evaluation is what
+    fired.
     """
+    import numpy as np
     import pandas as pd
 
-    facts = facts_frame(features)
-    fired_frames: list[pd.DataFrame] = []
+    facts = _Facts(features)
+    contracts = facts.contracts
     packs: dict[str, RulePack] = {}
     settings: dict[str, dict[str, float]] = {}
     loaded: dict[str, RulePack] = {}
-    for cid, group in facts.groupby("contract", sort=True):
-        schedule = schedules[str(cid)]
+    groups: dict[tuple[str, tuple[tuple[str, float], ...]], _Group] = {}
+    outcomes: list[_Outcome] = []
+    for cid in contracts:
+        schedule = schedules[cid]
         name = schedule.contract.rules
         pack = loaded.get(name) or load_pack(name)
         loaded[name] = pack
-        packs[str(cid)] = pack
+        packs[cid] = pack
         values = effective_settings(pack, schedule)
-        settings[str(cid)] = values
-        mask = evaluate(pack, values, group)
-        candidates = group[mask.any(axis=1)]
-        expected = {(rule, fid) for rule in mask.columns
-                    for fid in group.loc[mask[rule], "id"]}
-        fired = _fire(pack, values, candidates)
-        if fired != expected:
-            missing = sorted(expected - fired)[:3]
-            extra = sorted(fired - expected)[:3]
-            raise RuleEngineError(
-                f"durable-rules fired differently from the rules' conditions for contract {cid}:"
-                f" missing {missing}, unexpected {extra}")
-        fired_frames.append(pd.DataFrame(sorted(fired), columns=["rule", "id"]))
-    fired_all = (pd.concat(fired_frames, ignore_index=True) if fired_frames
-                 else pd.DataFrame(columns=["rule", "id"]))
-    fired_all = fired_all.merge(facts, on="id", how="left")
-    findings = _findings(fired_all, packs, settings)
-    escalations = _ladder(fired_all, packs, settings, schedules, silences)
-    return RulesResult(findings=findings, escalations=escalations,
-                       fired=fired_all[["rule", "id", "contract", "measure", "period"]],
+        settings[cid] = values
+        key = (name, tuple(sorted(values.items())))
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = _Group(pack=pack, values=values, contracts=[],
+                                         first=len(outcomes))
+            outcomes.extend(_Outcome.of(rule, values) for rule in pack.rules)
+        group.contracts.append(cid)
+
+    fields = sorted({f for g in groups.values() for r in g.pack.rules for f in r.when})
+    facts.add(fields)
+    code = facts.contract_code
+    rank = {cid: i for i, cid in enumerate(contracts)}
+
+    # Evaluate each group's conditions once over all its facts.
+    evaluated: list[tuple[_Group, Any, Any]] = []  # group, fact positions, mask
+    for group in groups.values():
+        if len(groups) == 1 and (code >= 0).all():
+            positions = np.arange(len(facts))
+            columns = {f: facts.columns[f] for f in fields if f in facts.columns}
+        else:
+            mine = np.isin(code, [rank[c] for c in group.contracts])
+            positions = np.flatnonzero(mine)
+            columns = {f: facts.columns[f][positions] for f in fields if f in facts.columns}
+        mask = evaluate_columns(group.pack, group.values, columns, len(positions))
+        evaluated.append((group, positions, mask))
+    candidates = sum(int(m.any(axis=1).sum()) for _, _, m in evaluated)
+
+    fired_pos: list[Any] = []
+    fired_out: list[Any] = []
+    for group, positions, mask in evaluated:
+        if candidates > BATCH_THRESHOLD:
+            rows, rules = np.nonzero(mask)
+            fired_pos.append(positions[rows])
+            fired_out.append(group.first + rules)
+            continue
+        can_fire = mask.any(axis=1)
+        group_pos, group_mask = positions[can_fire], mask[can_fire]
+        group_code = code[group_pos]
+        for cid in group.contracts:
+            ours = group_code == rank[cid]
+            pos, sub = group_pos[ours], group_mask[ours]
+            ids = facts.ids(pos)
+            rule_ids = [rule.id for rule in group.pack.rules]
+            expected = {(rule_ids[r], ids[i]) for i, r in zip(*np.nonzero(sub), strict=True)}
+            fired = _fire(group.pack, group.values, _candidates(facts, pos, ids, group.pack))
+            if fired != expected:
+                missing = sorted(expected - fired)[:3]
+                extra = sorted(fired - expected)[:3]
+                raise RuleEngineError(
+                    f"durable-rules fired differently from the rules' conditions for contract "
+                    f"{cid}: missing {missing}, unexpected {extra}")
+            where_id = dict(zip(ids, pos.tolist(), strict=True))
+            index = {rid: group.first + i for i, rid in enumerate(rule_ids)}
+            fired_pos.append(np.array([where_id[fid] for _, fid in sorted(fired)],
+                                      dtype=np.int64))
+            fired_out.append(np.array([index[rid] for rid, _ in sorted(fired)],
+                                      dtype=np.int64))
+    pos = np.concatenate(fired_pos) if fired_pos else np.array([], dtype=np.int64)
+    out = np.concatenate(fired_out) if fired_out else np.array([], dtype=np.int64)
+
+    # Every rule that fired, in order of contract, rule id and fact id.
+    seen = np.zeros(len(facts), dtype=bool)
+    seen[pos] = True
+    unique = np.flatnonzero(seen)
+    unique_ids = np.array(facts.ids(unique), dtype=object)
+    id_rank = np.empty(len(unique), dtype=np.int64)
+    id_rank[np.argsort(unique_ids, kind="stable")] = np.arange(len(unique))
+    rule_names = sorted({o.rule.id for o in outcomes})
+    rule_rank = np.array([rule_names.index(o.rule.id) for o in outcomes] or [0],
+                         dtype=np.int64)
+    contract_rank = code[pos]
+    slot = np.searchsorted(unique, pos)
+    order = np.lexsort((id_rank[slot], rule_rank[out], contract_rank))
+    pos, out, fired_ids = pos[order], out[order], unique_ids[slot[order]]
+
+    rule_of = np.array([o.rule.id for o in outcomes], dtype=object)
+    fired_frame = pd.DataFrame({
+        "rule": rule_of[out] if len(out) else np.array([], dtype=object),
+        "id": fired_ids,
+        **{c: facts.columns[c][pos] if len(facts) else np.array([], dtype=object)
+           for c in ("contract", "measure", "period")}}, dtype=object)
+    findings = _findings(facts, pos, out, fired_ids, outcomes)
+    escalations = _ladder(facts, pos, out, outcomes, schedules, silences)
+    return RulesResult(findings=findings, escalations=escalations, fired=fired_frame,
                        settings=settings, packs=packs)
+
+
+def _candidates(facts: _Facts, positions: Any, ids: list[str], pack: RulePack
+                ) -> pd.DataFrame:
+    """The candidate facts of one contract with their ids and the fields its rules read."""
+    import pandas as pd
+
+    used = sorted({f for rule in pack.rules for f in rule.when})
+    frame = facts.frame(positions, ["contract", "measure", *used])
+    frame.insert(0, "id", ids)
+    frame.insert(1, "sid", [f"{c}|{m}" for c, m in
+                            zip(frame["contract"].tolist(), frame["measure"].tolist(),
+                                strict=True)])
+    keep = ["id", "sid", *[f for f in used if f in frame.columns]]
+    return pd.DataFrame(frame[keep])
 
 
 def fact_payload(row: Mapping[str, Any], used: Iterable[str]) -> dict[str, Any]:
@@ -164,6 +365,14 @@ def fact_payload(row: Mapping[str, Any], used: Iterable[str]) -> dict[str, Any]:
             continue
         fact[name] = float(value) if FIELDS[name] is float else str(value)
     return fact
+
+
+def _payloads(candidates: pd.DataFrame, used: list[str]) -> Iterator[dict[str, Any]]:
+    """``fact_payload`` of every row of a frame, read column by column."""
+    names = [str(c) for c in candidates.columns]
+    columns = [candidates[c].to_numpy().tolist() for c in candidates.columns]
+    for values in zip(*columns, strict=True):
+        yield fact_payload(dict(zip(names, values, strict=True)), used)
 
 
 def _action(rule_id: str, fired: set[tuple[str, str]], errors: list[BaseException]) -> Any:
@@ -208,8 +417,8 @@ def _fire(pack: RulePack, settings: Mapping[str, float], candidates: pd.DataFram
     used = sorted({f for rule in pack.rules for f in rule.when})
     sids: set[str] = set()
     try:
-        for row in records(candidates):
-            _assert(host, name, fact_payload(row, used), sids, errors, engine)
+        for fact in _payloads(candidates, used):
+            _assert(host, name, fact, sids, errors, engine)
     finally:
         for sid in sids:
             try:
@@ -242,35 +451,104 @@ def _assert(host: Any, name: str, fact: dict[str, Any], sids: set[str],
                               f"{state['exception']}")
 
 
-def _findings(fired: pd.DataFrame, packs: Mapping[str, RulePack],
-              settings: Mapping[str, Mapping[str, float]]) -> pd.DataFrame:
+def _json_float(value: float) -> str:
+    """A number as ``json.dumps`` writes it."""
+    if value == float("inf"):
+        return "Infinity"
+    if value == float("-inf"):
+        return "-Infinity"
+    return float.__repr__(value)
+
+
+def _facts_json(facts: _Facts, positions: Any, ids: list[str], used: list[str]) -> list[str]:
+    """``json.dumps(fact_payload(fact with an empty sid, used), sort_keys=True)`` of each
+    fact, written field by field."""
+    from json.encoder import encode_basestring_ascii as quote
+
+    parts: list[list[str | None]] = []
+    for key in sorted(["id", "sid", *used]):
+        if key == "id":
+            parts.append([f'"id": {quote(fid)}' for fid in ids])
+            continue
+        if key == "sid":
+            parts.append(['"sid": ""'] * len(ids))
+            continue
+        name = quote(key)
+        text: dict[Any, str] = {}
+        column: list[str | None] = []
+        for value in facts.column(key, positions):
+            if value is None or (isinstance(value, float) and value != value):
+                column.append(None)
+            elif FIELDS[key] is float:
+                column.append(f"{name}: {_json_float(float(value))}")
+            else:
+                shown = text.get(value)
+                if shown is None:
+                    shown = text[value] = f"{name}: {quote(str(value))}"
+                column.append(shown)
+        parts.append(column)
+    return ["{" + ", ".join([p for p in row if p is not None]) + "}"
+            for row in zip(*parts, strict=True)]
+
+
+def _numbers(facts: _Facts, name: str, positions: Any) -> Any:
+    """A column as numbers for a findings frame: NaN where absent, or all None if none is
+    present (as a list of numbers or None makes it)."""
+    import numpy as np
+
+    values = facts.columns.get(name)
+    if values is None or values.dtype.kind not in "biuf":
+        return [_num(v) for v in facts.column(name, positions)]
+    numbers = values[positions].astype(np.float64)
+    if np.isnan(numbers).all():
+        return [None] * len(numbers)
+    return numbers
+
+
+def _findings(facts: _Facts, pos: Any, out: Any, ids: Any, outcomes: list[_Outcome]
+              ) -> pd.DataFrame:
+    """A record for every rule with a record that fired, from the facts' columns."""
+    import numpy as np
     import pandas as pd
 
-    rows = []
-    for rec in records(fired):
-        pack = packs[rec["contract"]]
-        rule = pack.rule(rec["rule"])
-        if rule.then.record is None:
-            continue
-        values = settings[rec["contract"]]
-        used = sorted(set(rule.when))
-        rows.append({
-            "contract": rec["contract"], "measure": rec["measure"], "period": rec["period"],
-            "figure_period": rec["figure_period"], "type": rule.then.record,
-            "severity": rule.then.severity or "minor", "rule": rule.id,
-            "description": describe(rule, values), "value": _num(rec.get("value")),
-            "compared_with": _num(rec.get("compared_with")), "status": rec["status"],
-            "settings": json.dumps(settings_used(rule, values), sort_keys=True),
-            "facts": json.dumps(fact_payload({**rec, "sid": ""}, used), sort_keys=True),
-        })
-    frame = pd.DataFrame(rows, columns=FINDING_COLUMNS)
+    makes = np.array([o.rule.then.record is not None for o in outcomes] or [False],
+                     dtype=bool)
+    keep = np.flatnonzero(makes[out])
+    if not len(keep):
+        return pd.DataFrame([], columns=FINDING_COLUMNS)
+    pos, out, ids = pos[keep], out[keep], ids[keep]
+    columns: dict[str, Any] = {
+        c: facts.values(c, pos) for c in ("contract", "measure", "period", "figure_period",
+                                          "status")}
+    columns["value"] = _numbers(facts, "value", pos)
+    columns["compared_with"] = _numbers(facts, "compared_with", pos)
+    per_outcome = {
+        "type": [o.rule.then.record for o in outcomes],
+        "severity": [o.rule.then.severity or "minor" for o in outcomes],
+        "rule": [o.rule.id for o in outcomes],
+        "description": [o.description for o in outcomes],
+        "settings": [o.settings_json for o in outcomes]}
+    for name, listed in per_outcome.items():
+        values = np.empty(len(outcomes), dtype=object)
+        values[:] = listed
+        columns[name] = values[out]
+    fact_json = np.empty(len(out), dtype=object)
+    for o in np.flatnonzero(np.bincount(out)).tolist():
+        these = np.flatnonzero(out == o)
+        fact_json[these] = _facts_json(facts, pos[these], ids[these].tolist(),
+                                       outcomes[o].used)
+    columns["facts"] = fact_json
+    frame = pd.DataFrame({c: columns[c] for c in FINDING_COLUMNS}, columns=FINDING_COLUMNS)
     return frame.sort_values(["contract", "period", "measure", "type", "rule"]).reset_index(
         drop=True)
 
 
 def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """Rows of a frame as plain dicts keyed by column name."""
-    return [{str(k): v for k, v in row.items()} for row in frame.to_dict("records")]
+    rows = frame.to_dict("records")
+    if all(isinstance(c, str) for c in frame.columns):
+        return rows  # type: ignore[return-value]
+    return [{str(k): v for k, v in row.items()} for row in rows]
 
 
 def _num(value: Any) -> float | None:
@@ -287,77 +565,129 @@ def _silence_at(silences: Iterable[Mapping[str, Any]], period: str
     return None
 
 
-def _ladder(fired: pd.DataFrame, packs: Mapping[str, RulePack],
-            settings: Mapping[str, Mapping[str, float]], schedules: Mapping[str, Schedule],
+def _ladder(facts: _Facts, pos: Any, out: Any, outcomes: list[_Outcome],
+            schedules: Mapping[str, Schedule],
             silences: Mapping[tuple[str, str], list[dict[str, Any]]] | None = None
             ) -> list[EscalationRecord]:
-    """Replay each measure's escalations in period order from the rules that fired."""
-    events: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
-    for rec in records(fired):
-        rule = packs[rec["contract"]].rule(rec["rule"])
-        if not rule.then.escalate and not rule.then.resolve:
-            continue
-        by_period = events.setdefault((rec["contract"], rec["measure"]), {})
-        event = by_period.setdefault(rec["period"], {"level": 0, "rule": None, "resolve": None,
-                                                     "fact": rec})
-        if rule.then.escalate and rule.then.escalate > event["level"]:
-            event["level"], event["rule"] = rule.then.escalate, rule
-        if rule.then.resolve:
-            event["resolve"] = rule
-    out: list[EscalationRecord] = []
-    for (cid, measure), by_period in sorted(events.items()):
-        forums = schedules[cid].contract.forums
-        values = settings[cid]
-        current: EscalationRecord | None = None
-        held: dict[int, EscalationRecord] = {}
-        for period in sorted(by_period):
-            event = by_period[period]
-            if event["level"]:
-                rule = event["rule"]
-                level = min(event["level"], len(forums))
-                step = {"period": period, "level": level, "rule": rule.id,
-                        "description": describe(rule, values)}
-                used = sorted(set(rule.when))
-                fact = fact_payload({**event["fact"], "sid": ""}, used)
-                silence = _silence_at((silences or {}).get((cid, measure), ()), period)
-                if silence is not None and (current is None or level > current.level):
-                    # Held back while the silence is in force: recorded, never lost.
-                    record = held.get(silence["id"])
-                    if record is None:
-                        record = held[silence["id"]] = EscalationRecord(
-                            contract=cid, measure=measure, opened=period, level=level,
-                            forum=forums[level - 1], rule=rule.id,
-                            description=step["description"], last_period=period,
-                            history=[step], settings=settings_used(rule, values), facts=fact,
-                            silenced_until=silence["until"],
-                            silence_reason=silence["reason"])
-                    else:
-                        record.last_period = period
-                        if level > record.level:
-                            record.level, record.forum = level, forums[level - 1]
-                            record.rule, record.description = rule.id, step["description"]
-                            record.history.append(step)
-                    if current is not None:
-                        current.last_period = period
-                    continue
-                if current is None:
-                    current = EscalationRecord(
+    """Replay each measure's escalations in period order from the rules that fired.
+
+    ``pos`` and ``out`` are the facts and rules that fired, in order of contract, rule id
+    and fact id. A period's event is the highest level its rules escalate to (the first such
+    rule in that order) and the last of its rules that resolves.
+    """
+    import numpy as np
+    import pandas as pd
+
+    level_of = np.array([o.rule.then.escalate or 0 for o in outcomes] or [0], dtype=np.int64)
+    resolves = np.array([bool(o.rule.then.resolve) for o in outcomes] or [False], dtype=bool)
+    order_in = np.arange(len(pos))
+
+    rises = np.flatnonzero(level_of[out] > 0)
+    e_pos, e_out = pos[rises], out[rises]
+    e_level = level_of[e_out]
+    pick = np.lexsort((order_in[rises], -e_level, e_pos))
+    e_pos, e_out, e_level = e_pos[pick], e_out[pick], e_level[pick]
+    first = np.ones(len(e_pos), dtype=bool)
+    first[1:] = e_pos[1:] != e_pos[:-1]
+    e_pos, e_out, e_level = e_pos[first], e_out[first], e_level[first]
+
+    ends = np.flatnonzero(resolves[out])
+    r_pos, r_out = pos[ends], out[ends]
+    pick = np.lexsort((order_in[ends], r_pos))
+    r_pos, r_out = r_pos[pick], r_out[pick]
+    last = np.ones(len(r_pos), dtype=bool)
+    last[:-1] = r_pos[:-1] != r_pos[1:]
+    r_pos, r_out = r_pos[last], r_out[last]
+
+    marked = np.zeros(len(facts), dtype=bool)
+    marked[e_pos] = True
+    marked[r_pos] = True
+    ev_pos = np.flatnonzero(marked)
+    ev_level = np.zeros(len(ev_pos), dtype=np.int64)
+    ev_rule = np.full(len(ev_pos), -1, dtype=np.int64)
+    ev_resolve = np.full(len(ev_pos), -1, dtype=np.int64)
+    at = np.searchsorted(ev_pos, e_pos)
+    ev_level[at], ev_rule[at] = e_level, e_out
+    ev_resolve[np.searchsorted(ev_pos, r_pos)] = r_out
+
+    cids = facts.column("contract", ev_pos)
+    measures = facts.column("measure", ev_pos)
+    periods = facts.column("period", ev_pos)
+    ranks = [pd.factorize(np.array(v, dtype=object), sort=True)[0]
+             for v in (periods, measures)]
+    ranks.append(facts.contract_code[ev_pos])
+    order = np.lexsort(ranks).tolist()
+
+    def payload(position: int, used: list[str]) -> dict[str, Any]:
+        return fact_payload(facts.row(position, used), used)
+
+    out_records: list[EscalationRecord] = []
+    key: tuple[str, str] | None = None
+    forums: list[str] = []
+    current: EscalationRecord | None = None
+    held: dict[int, EscalationRecord] = {}
+    levels, rules, ends_at = ev_level.tolist(), ev_rule.tolist(), ev_resolve.tolist()
+    positions = ev_pos.tolist()
+    for i in order:
+        cid, measure, period = cids[i], measures[i], periods[i]
+        if (cid, measure) != key:
+            out_records.extend(held.values())
+            if current is not None:
+                out_records.append(current)
+            key, forums = (cid, measure), schedules[cid].contract.forums
+            current, held = None, {}
+        if levels[i]:
+            outcome = outcomes[rules[i]]
+            rule = outcome.rule
+            level = min(levels[i], len(forums))
+            silence = _silence_at((silences or {}).get((cid, measure), ()), period)
+            if silence is not None and (current is None or level > current.level):
+                # Held back while the silence is in force: recorded, never lost.
+                record = held.get(silence["id"])
+                if record is None:
+                    step = {"period": period, "level": level, "rule": rule.id,
+                            "description": outcome.description}
+                    record = held[silence["id"]] = EscalationRecord(
                         contract=cid, measure=measure, opened=period, level=level,
-                        forum=forums[level - 1], rule=rule.id, description=step["description"],
-                        last_period=period, history=[step],
-                        settings=settings_used(rule, values), facts=fact)
+                        forum=forums[level - 1], rule=rule.id,
+                        description=outcome.description, last_period=period,
+                        history=[step], settings=dict(outcome.settings),
+                        facts=payload(positions[i], outcome.used),
+                        silenced_until=silence["until"], silence_reason=silence["reason"])
                 else:
+                    record.last_period = period
+                    if level > record.level:
+                        record.level, record.forum = level, forums[level - 1]
+                        record.rule, record.description = rule.id, outcome.description
+                        record.history.append({"period": period, "level": level,
+                                               "rule": rule.id,
+                                               "description": outcome.description})
+                if current is not None:
                     current.last_period = period
-                    if level > current.level:
-                        current.level, current.forum = level, forums[level - 1]
-                        current.rule, current.description = rule.id, step["description"]
-                        current.settings, current.facts = settings_used(rule, values), fact
-                        current.history.append(step)
-            elif event["resolve"] is not None and current is not None:
-                current.resolved, current.resolved_rule = period, event["resolve"].id
-                out.append(current)
-                current = None
-        out.extend(held.values())
-        if current is not None:
-            out.append(current)
-    return out
+                continue
+            if current is None:
+                step = {"period": period, "level": level, "rule": rule.id,
+                        "description": outcome.description}
+                current = EscalationRecord(
+                    contract=cid, measure=measure, opened=period, level=level,
+                    forum=forums[level - 1], rule=rule.id, description=outcome.description,
+                    last_period=period, history=[step], settings=dict(outcome.settings),
+                    facts=payload(positions[i], outcome.used))
+            else:
+                current.last_period = period
+                if level > current.level:
+                    current.level, current.forum = level, forums[level - 1]
+                    current.rule, current.description = rule.id, outcome.description
+                    current.settings = dict(outcome.settings)
+                    current.facts = payload(positions[i], outcome.used)
+                    current.history.append({"period": period, "level": level,
+                                            "rule": rule.id,
+                                            "description": outcome.description})
+        elif ends_at[i] >= 0 and current is not None:
+            current.resolved, current.resolved_rule = period, outcomes[ends_at[i]].rule.id
+            out_records.append(current)
+            current = None
+    out_records.extend(held.values())
+    if current is not None:
+        out_records.append(current)
+    return out_records

@@ -13,6 +13,7 @@ handed to the engine. It never imports durable itself.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from compliance.errors import ComplianceError, Problem
-from compliance.yamldoc import line_of, read_yaml
+from compliance.yamldoc import _MAX_NODES, _PLAIN_TAGS, _plain, line_of, read_yaml
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -55,6 +56,7 @@ VALUES: dict[str, frozenset[str]] = {
                             "special_cause_neither", "common_cause"}),
     "assurance": frozenset({"consistently_passing", "consistently_failing", "inconsistent"}),
 }
+_STR_TAG = "tag:yaml.org,2002:str"
 OPERATORS = {"eq": "$eq", "ne": "$neq", "gt": "$gt", "gte": "$gte", "lt": "$lt", "lte": "$lte",
              "in": "$in"}
 RecordType = Literal["performance", "missing_data", "data_quality", "watch", "late_return"]
@@ -110,11 +112,108 @@ def pack_path(name: str) -> Path:
     return rules_dir() / f"{name}.yaml"
 
 
+# Validated packs, by file and content: a pack is read and checked once per process.
+_PACKS: dict[tuple[str, bytes], RulePack] = {}
+_PACKS_KEPT = 64
+
+
 def load_pack(name: str) -> RulePack:
-    pack, problems = validate_pack(pack_path(name))
+    """The named pack (or the pack at a path), validated; RulesError if it cannot be used.
+
+    A pack already loaded from the same file with the same content is returned again. A
+    file that reads as plain YAML (no tags, anchors or repeated keys) and validates without
+    a problem is parsed with the safe loader; any other goes through ``validate_pack``,
+    which locates every problem.
+    """
+    path = pack_path(name)
+    file = str(path)
+    try:
+        data = path.read_bytes()
+    except OSError:
+        data = None
+    key: tuple[str, bytes] | None = None
+    if data is not None:
+        key = (file, hashlib.sha256(data).digest())
+        cached = _PACKS.get(key)
+        if cached is not None:
+            return cached
+        quick = _quick_pack(file, data)
+        if quick is not None:
+            return _keep(key, quick)
+    pack, problems = validate_pack(path)
     if pack is None or any(p.severity == "error" for p in problems):
         raise RulesError(problems)
+    if key is not None and _digest(path) == key[1]:
+        _keep(key, pack)
     return pack
+
+
+def _digest(path: Path) -> bytes | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).digest()
+    except OSError:
+        return None
+
+
+def _keep(key: tuple[str, bytes], pack: RulePack) -> RulePack:
+    if len(_PACKS) >= _PACKS_KEPT:
+        _PACKS.clear()
+    _PACKS[key] = pack
+    return pack
+
+
+def _quick_pack(file: str, data: bytes) -> RulePack | None:
+    """The pack, if its text is plain YAML and it has no problem at all; else None."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return None
+    loader = YAML(typ="safe", pure=True)
+    try:
+        root = loader.compose(text)
+        if root is None or not _plain_nodes(root):
+            return None
+        plain = _plain(loader.constructor.construct_document(root))
+    except (YAMLError, RecursionError, ValueError, TypeError):
+        return None
+    if not isinstance(plain, dict):
+        return None
+    try:
+        pack = RulePack.model_validate({**plain, "path": file})
+    except ValidationError:
+        return None
+    return None if _rule_problems(pack, file, None) else pack
+
+
+def _plain_nodes(root: Any) -> bool:
+    """Whether a composed document is plain: standard tags only, no anchors or aliases,
+    text keys given once each, and not too many nodes."""
+    from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
+
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen or len(seen) > _MAX_NODES or getattr(node, "anchor", None):
+            return False
+        seen.add(id(node))
+        if str(getattr(node, "tag", "") or "") not in _PLAIN_TAGS:
+            return False
+        if isinstance(node, MappingNode):
+            keys: set[str] = set()
+            for key, value in node.value:
+                if not isinstance(key, ScalarNode) or key.tag != _STR_TAG or key.value in keys:
+                    return False
+                keys.add(key.value)
+                stack.extend((key, value))
+        elif isinstance(node, SequenceNode):
+            stack.extend(node.value)
+        elif not isinstance(node, ScalarNode):
+            return False
+    return True
 
 
 def validate_pack(path: str | Path) -> tuple[RulePack | None, list[Problem]]:
@@ -150,10 +249,17 @@ def validate_pack(path: str | Path) -> tuple[RulePack | None, list[Problem]]:
             problems.append(Problem(message, file=file, line=line))
         return None, problems
 
+    problems.extend(_rule_problems(pack, file, raw))
+    return pack, problems
+
+
+def _rule_problems(pack: RulePack, file: str, raw: Any) -> list[Problem]:
+    """What is wrong with a pack's rules; located in ``raw`` (the round-trip tree) if given."""
+    problems: list[Problem] = []
     seen: set[str] = set()
     for index, rule in enumerate(pack.rules):
-        node = raw["rules"][index]
-        rule_line = line_of(raw["rules"], index)
+        node = raw["rules"][index] if raw is not None else None
+        rule_line = line_of(raw["rules"], index) if raw is not None else None
         if rule.id in seen:
             problems.append(Problem(f"rule id {rule.id!r} is used twice", file=file,
                                     line=rule_line))
@@ -161,7 +267,7 @@ def validate_pack(path: str | Path) -> tuple[RulePack | None, list[Problem]]:
         if not rule.when:
             problems.append(Problem(f"rule {rule.id}: 'when' is empty", file=file, line=rule_line))
         for field, test in rule.when.items():
-            fline = line_of(node["when"], field) or rule_line
+            fline = (line_of(node["when"], field) if node is not None else None) or rule_line
             problems.extend(_condition_problems(rule.id, field, test, pack.settings, file, fline))
         then = rule.then
         if then.record is None and then.escalate is None and not then.resolve:
@@ -170,7 +276,7 @@ def validate_pack(path: str | Path) -> tuple[RulePack | None, list[Problem]]:
         if then.record in ("performance", "missing_data") and then.severity is None:
             problems.append(Problem(f"rule {rule.id}: a breach record needs a severity",
                                     file=file, line=rule_line))
-    return pack, problems
+    return problems
 
 
 def _condition_problems(rule_id: str, field: str, test: Any, settings: Mapping[str, float],
@@ -259,34 +365,103 @@ def evaluate(pack: RulePack, settings: Mapping[str, float], facts: pd.DataFrame
     """The same conditions over a DataFrame of facts: one boolean column per rule."""
     import pandas as pd
 
-    out = {}
-    for rule in pack.rules:
-        mask = pd.Series(True, index=facts.index)
+    fields = {f for rule in pack.rules for f in rule.when}
+    columns = {f: facts[f].to_numpy() for f in fields if f in facts}
+    mask = evaluate_columns(pack, settings, columns, len(facts))
+    return pd.DataFrame({rule.id: mask[:, i] for i, rule in enumerate(pack.rules)},
+                        index=facts.index)
+
+
+class _Column:
+    """One field's values, with what every comparison of it needs worked out once."""
+
+    def __init__(self, values: Any, length: int) -> None:
+        import numpy as np
+        import pandas as pd
+
+        if values is None:
+            values = np.full(length, None, dtype=object)
+        self.values = values
+        self.numeric = values.dtype.kind in "biuf"
+        self.present = ~pd.isna(values)
+        self._codes: Any = None
+        self._uniques: list[Any] = []
+
+    def coded(self) -> tuple[Any, list[Any]]:
+        """Codes of the values (-1 where absent) and the distinct values they index."""
+        import pandas as pd
+
+        if self._codes is None:
+            codes, uniques = pd.factorize(self.values)
+            self._codes, self._uniques = codes, list(uniques)
+        return self._codes, self._uniques
+
+    def where(self, hits: Any) -> Any:
+        """Where the value is one of the distinct values marked in ``hits``."""
+        import numpy as np
+
+        codes, _ = self.coded()
+        chosen = np.flatnonzero(hits)
+        return np.isin(codes, chosen) if len(chosen) else np.zeros(len(codes), dtype=bool)
+
+
+_TESTS: dict[str, Any] = {
+    "eq": lambda a, b: a == b, "ne": lambda a, b: a != b, "gt": lambda a, b: a > b,
+    "gte": lambda a, b: a >= b, "lt": lambda a, b: a < b, "lte": lambda a, b: a <= b}
+
+
+def evaluate_columns(pack: RulePack, settings: Mapping[str, float], columns: Mapping[str, Any],
+                     length: int) -> Any:
+    """The rules' conditions over facts given as arrays (one per field; a field without an
+    array is absent from every fact): a boolean matrix, one row per fact, one column per
+    rule in the pack's order. A comparison other than ``in`` holds only where the field is
+    present; a term used by several rules is computed once."""
+    import numpy as np
+    import pandas as pd
+
+    prepared: dict[str, _Column] = {}
+    terms: dict[tuple[str, str, str], Any] = {}
+    out = np.zeros((length, len(pack.rules)), dtype=bool)
+    for index, rule in enumerate(pack.rules):
+        mask = np.ones(length, dtype=bool)
         for field, test in rule.when.items():
-            column = facts[field] if field in facts else pd.Series(None, index=facts.index,
-                                                                    dtype=object)
+            column = prepared.get(field)
+            if column is None:
+                column = prepared[field] = _Column(columns.get(field), length)
             tests = test.items() if isinstance(test, dict) else [("eq", test)]
             for op, operand in tests:
                 if op == "in":
-                    values = [_operand(field, v, settings) for v in operand]
-                    mask &= column.isin(values)
+                    value: Any = [_operand(field, v, settings) for v in operand]
+                elif op in _TESTS:
+                    value = _operand(field, operand, settings)
+                else:
                     continue
-                value = _operand(field, operand, settings)
-                present = column.notna()
-                if op == "eq":
-                    mask &= present & (column == value)
-                elif op == "ne":
-                    mask &= present & (column != value)
-                elif op == "gt":
-                    mask &= present & (column > value)
-                elif op == "gte":
-                    mask &= present & (column >= value)
-                elif op == "lt":
-                    mask &= present & (column < value)
-                elif op == "lte":
-                    mask &= present & (column <= value)
-        out[rule.id] = mask.fillna(False).astype(bool)
-    return pd.DataFrame(out, index=facts.index)
+                key = (field, op, repr(value))
+                term = terms.get(key)
+                if term is None:
+                    term = terms[key] = _term(column, op, value, pd)
+                mask &= term
+        out[:, index] = mask
+    return out
+
+
+def _term(column: _Column, op: str, value: Any, pd: Any) -> Any:
+    """One comparison of a field with a value, over every fact, as pandas makes it."""
+    import numpy as np
+
+    if op == "in":
+        values = list(value)
+        if column.numeric or any(pd.isna(v) for v in values):
+            return np.asarray(pd.Series(column.values).isin(values), dtype=bool)
+        _, uniques = column.coded()
+        return column.where(pd.Series(uniques, dtype=object).isin(values).to_numpy())
+    compare = _TESTS[op]
+    if column.numeric and isinstance(value, (int, float)):
+        with np.errstate(invalid="ignore"):
+            return np.asarray(column.present & compare(column.values, value), dtype=bool)
+    _, uniques = column.coded()
+    hits = [bool(compare(u, value)) for u in uniques]
+    return np.asarray(column.present & column.where(np.array(hits, dtype=bool)), dtype=bool)
 
 
 def describe(rule: RuleSpec, settings: Mapping[str, float]) -> str:

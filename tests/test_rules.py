@@ -499,3 +499,136 @@ def test_a_comparison_figure_does_not_make_other_measures_missing(
     assert {(e["measure"], e["opened"]) for e in doc["escalations"]} == {
         ("CS6", "2017-06"), ("CS7", "2017-09"), ("CS9", "2017-09")}
     assert [b["measure"] for b in doc["breaches"] if b["type"] == "missing_data"] == ["CS9"]
+
+
+# --- the batch path, the evaluator and the pack cache ---------------------------------------
+
+
+def test_batch_path_equals_durable_rules(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above the batch threshold the evaluated conditions are what fired, without
+    durable-rules; the records are exactly those durable-rules makes."""
+    features, schedule = features_for(RETURNS, "2018-09")
+    schedules = {schedule.id: schedule}
+    monkeypatch.setattr(escalation, "BATCH_THRESHOLD", 10**9)
+    durable = run_rules(features, schedules)
+
+    def refused(*args: Any) -> set[tuple[str, str]]:
+        raise AssertionError("durable-rules was asked on the batch path")
+
+    monkeypatch.setattr(escalation, "BATCH_THRESHOLD", 0)
+    monkeypatch.setattr(escalation, "_fire", refused)
+    batch = run_rules(features, schedules)
+    assert len(durable.fired) > 0
+    pd.testing.assert_frame_equal(batch.fired, durable.fired)
+    pd.testing.assert_frame_equal(batch.findings, durable.findings)
+    assert [e.row() for e in batch.escalations] == [e.row() for e in durable.escalations]
+
+
+def test_small_runs_go_through_durable_rules() -> None:
+    """The monthly check of one contract stays well under the threshold."""
+    features, schedule = features_for(RETURNS, "2018-09")
+    facts = escalation.facts_frame(features)
+    assert len(facts) < escalation.BATCH_THRESHOLD
+
+
+def _condition_by_hand(pack: Any, facts: list[dict[str, Any]]) -> list[list[bool]]:
+    from compliance.rulepack import explain_terms
+
+    return [[all(ok for _, ok in explain_terms(rule, pack.settings, fact))
+             for rule in pack.rules] for fact in facts]
+
+
+def test_evaluate_agrees_with_each_term_read_by_hand() -> None:
+    """The column-wise evaluator against ``explain_terms``, a fact at a time, over facts with
+    every value of every field, absent values (None and NaN) and numbers on the thresholds."""
+    import random
+
+    from compliance.rulepack import FIELDS, VALUES
+
+    pack = load_pack("standard")
+    rng = random.Random(7)
+    numbers = [None, float("nan"), 0.0, 0.05, 0.1, 0.11, 1.0, 2.0, 3.0, 4.9, 5.0, 5.1, -1.0]
+    facts = []
+    for _ in range(3000):
+        fact: dict[str, Any] = {}
+        for name, kind in FIELDS.items():
+            if kind is float:
+                fact[name] = rng.choice(numbers)
+            else:
+                fact[name] = rng.choice([None, *sorted(VALUES.get(name, {"x"}))])
+        facts.append(fact)
+    frame = pd.DataFrame(facts)
+    got = evaluate(pack, pack.settings, frame)
+    assert list(got.columns) == [r.id for r in pack.rules]
+    assert got.to_numpy().tolist() == _condition_by_hand(pack, facts)
+    # The same with whole-number columns, and with a field absent from every fact.
+    counts = frame.drop(columns=["variation"]).assign(
+        good_run=[i % 4 for i in range(len(frame))])
+    hand = [{**f, "variation": None, "good_run": float(i % 4)} for i, f in enumerate(facts)]
+    assert evaluate(pack, pack.settings, counts).to_numpy().tolist() == \
+        _condition_by_hand(pack, hand)
+
+
+def test_pack_is_read_once_and_again_when_it_changes(tmp_path: Path) -> None:
+    from compliance import rulepack
+
+    path = tmp_path / "mine.yaml"
+    text = (ROOT / "rules" / "standard.yaml").read_text()
+    path.write_text(text)
+    first = load_pack(str(path))
+    assert load_pack(str(path)) is first
+    assert first == validate_pack(path)[0]
+
+    # Same size and, possibly, the same modification time: the content decides.
+    path.write_text(text.replace("good_periods_to_resolve: 2", "good_periods_to_resolve: 3"))
+    changed = load_pack(str(path))
+    assert changed.settings["good_periods_to_resolve"] == 3
+    assert first.settings["good_periods_to_resolve"] == 2
+
+    # A pack that became invalid is refused with the located messages of validate_pack.
+    path.write_text(text.replace("when: {status: breach, kind: kpi}\n",
+                                 "when: {staus: breach, kind: kpi}\n", 1))
+    with pytest.raises(RulesError) as info:
+        load_pack(str(path))
+    assert info.value.problems == validate_pack(path)[1]
+    assert [p.line for p in info.value.problems] == [
+        text.splitlines().index("  - id: kpi-breach") + 3]
+
+    path.write_text(text)
+    assert load_pack(str(path)) == first
+    assert rulepack._PACKS  # noqa: SLF001 - the cache itself
+
+
+@pytest.mark.parametrize("document", [
+    "settings: {a: 1e3, b: .5, c: 0o17, d: 0x1F, e: -2, f: 1_000, g: +3.5, h: .inf}",
+    "when: {status: 'breach', kind: \"kpi\", unit: percent}",
+    "values: [yes, no, on, off, true, false, ~, null, 2017-04-01, 2017-04-01 10:00:00]",
+    "text: >\n  folded\n  lines\nliteral: |\n  kept\n  lines\n",
+    "unicode: \"caf\\u00e9 \u2713\"\nempty: ''\nnested: {a: [1, [2, {b: c}]]}",
+])
+def test_quick_read_of_a_pack_equals_the_located_read(document: str, tmp_path: Path) -> None:
+    """The safe loader used for a clean pack reads plain YAML as the round-trip loader does."""
+    from ruamel.yaml import YAML
+
+    from compliance import rulepack
+    from compliance.yamldoc import _plain, read_yaml
+
+    path = tmp_path / "doc.yaml"
+    path.write_text(document, encoding="utf-8")
+    loaded = read_yaml(path, "rule pack")
+    assert not isinstance(loaded, list)
+    loader = YAML(typ="safe", pure=True)
+    root = loader.compose(document)
+    assert rulepack._plain_nodes(root)  # noqa: SLF001
+    assert _plain(loader.constructor.construct_document(root)) == loaded[1]
+
+
+@pytest.mark.parametrize("document", [
+    "a: &x 1\nb: *x\n", "a: 1\na: 2\n", "a: !custom 1\n", "? [1, 2]\n: x\n", "1: x\n",
+])
+def test_quick_read_leaves_anything_unusual_to_the_located_read(document: str) -> None:
+    from ruamel.yaml import YAML
+
+    from compliance import rulepack
+
+    assert not rulepack._plain_nodes(YAML(typ="safe", pure=True).compose(document))  # noqa: SLF001

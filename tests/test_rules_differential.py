@@ -10,18 +10,23 @@ rows), second sources and slow declines go through ``assess`` -> ``add_features`
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import math
 import random
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from compliance import escalation
 from compliance.assess import add_features, assess, measure_table
 from compliance.escalation import RulesResult, run_rules
 from compliance.periods import from_index, month_index
+from compliance.rulepack import evaluate, load_pack
 from compliance.schedule import ContractSpec, MeasureSpec, Schedule
 from tests.reference_policy import DEFAULT_SETTINGS, ReferenceResult, reference_policy
 
@@ -79,8 +84,41 @@ def assessed(schedules: list[Schedule], rows: list[dict[str, Any]], last: dict[s
                   history=True)
 
 
+@contextlib.contextmanager
+def batch_threshold(value: float) -> Iterator[None]:
+    """Run the rules with another batch threshold: 0 takes the evaluated conditions as what
+    fired for every run with a candidate; infinity asserts every candidate into
+    durable-rules."""
+    saved = escalation.BATCH_THRESHOLD
+    escalation.BATCH_THRESHOLD = value  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        escalation.BATCH_THRESHOLD = saved
+
+
+PATHS = {"durable-rules": math.inf, "batch": 0}
+
+
+def run_path(features: pd.DataFrame, schedules: list[Schedule], path: str) -> RulesResult:
+    with batch_threshold(PATHS[path]):
+        return run_rules(features, {s.id: s for s in schedules})
+
+
+def assert_paths_agree(durable: RulesResult, batch: RulesResult) -> None:
+    """The two ways of deciding what fired make exactly the same records."""
+    pd.testing.assert_frame_equal(batch.fired, durable.fired)
+    pd.testing.assert_frame_equal(batch.findings, durable.findings)
+    assert [e.row() for e in batch.escalations] == [e.row() for e in durable.escalations]
+    assert batch.settings == durable.settings
+
+
 def engine(history: pd.DataFrame, schedules: list[Schedule]) -> RulesResult:
-    return run_rules(add_features(history), {s.id: s for s in schedules})
+    """The engine's result, after checking that both of its paths give the same records."""
+    features = add_features(history)
+    durable = run_path(features, schedules, "durable-rules")
+    assert_paths_agree(durable, run_path(features, schedules, "batch"))
+    return durable
 
 
 def engine_tuples(result: RulesResult) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
@@ -335,6 +373,62 @@ def generated(seed: int) -> tuple[list[Schedule], pd.DataFrame, ReferenceResult]
 def test_engine_matches_reference(seed: int) -> None:
     schedules, history, ref = generated(seed)
     assert_same(ref, engine_tuples(engine(history, schedules)), history, f"seed {seed}")
+
+
+@pytest.mark.parametrize("path", sorted(PATHS))
+@pytest.mark.parametrize("seed", SEEDS[:20])
+def test_each_path_matches_reference(seed: int, path: str, monkeypatch: pytest.MonkeyPatch
+                                     ) -> None:
+    """Each path on its own: durable-rules never consulted on the batch path, and asserted
+    every candidate on the other."""
+    schedules, history, ref = generated(seed)
+    asserted: list[str] = []
+    real = escalation._assert
+
+    def spy(host: Any, name: str, fact: dict[str, Any], *args: Any, **kw: Any) -> None:
+        asserted.append(fact["id"])
+        real(host, name, fact, *args, **kw)
+
+    monkeypatch.setattr(escalation, "_assert", spy)
+    result = run_path(add_features(history), schedules, path)
+    assert_same(ref, engine_tuples(result), history, f"seed {seed}, {path} path")
+    if path == "batch":
+        assert asserted == []
+    else:
+        assert len(set(asserted)) == result.fired["id"].nunique() > 0
+
+
+def test_whole_generated_run_on_both_paths() -> None:
+    """All the seeded contracts in one run (over the default threshold): the batch path is
+    taken by default, and equals durable-rules fact for fact."""
+    schedules: list[Schedule] = []
+    histories: list[pd.DataFrame] = []
+    ref_findings: list[Any] = []
+    ref_escalations: list[Any] = []
+    for seed in SEEDS:
+        these, history, ref = generated(seed)
+        schedules += these
+        histories.append(history)
+        ref_findings += ref.findings
+        ref_escalations += ref.escalations
+    features = add_features(pd.concat(histories, ignore_index=True))
+    candidates = int(evaluate_standard(features).sum())
+    assert candidates > escalation.BATCH_THRESHOLD
+    durable = run_path(features, schedules, "durable-rules")
+    default = run_rules(features, {s.id: s for s in schedules})
+    assert_paths_agree(durable, default)
+    history = pd.concat(histories, ignore_index=True)
+    assert_same(ReferenceResult(findings=sorted(ref_findings),
+                                escalations=sorted(ref_escalations,
+                                                   key=lambda e: (e[0], e[1], e[2]))),
+                engine_tuples(default), history, "all seeds in one run")
+
+
+def evaluate_standard(features: pd.DataFrame) -> pd.Series:
+    """Which judged facts can fire a rule of the standard pack (contract settings aside)."""
+    pack = load_pack("standard")
+    facts = escalation.facts_frame(features)
+    return evaluate(pack, pack.settings, facts).any(axis=1)
 
 
 def test_generator_is_not_vacuous() -> None:
