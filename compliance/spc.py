@@ -332,7 +332,7 @@ def spc_frame(assessments: pd.DataFrame, settings: SpcSettings | None = None) ->
     settings = settings or SpcSettings()
     if assessments.empty:
         return pd.DataFrame(columns=SPC_COLUMNS)
-    frame = assessments
+    frame = assessments[[c for c in _INPUTS if c in assessments.columns]]
     if "status" in frame.columns:
         frame = frame[frame["status"] != "not_due"]
     frame = frame.sort_values(["contract", "measure", "period"], kind="stable")
@@ -350,39 +350,65 @@ def spc_frame(assessments: pd.DataFrame, settings: SpcSettings | None = None) ->
     periods = frame["period"].astype(str).to_numpy(dtype=str)
     x = pd.to_numeric(frame["value"], errors="coerce").to_numpy(dtype=np.float64)
     polarity = column("polarity", None)
+    new_series = np.ones(n, dtype=bool)
+    new_series[1:] = (contract[1:] != contract[:-1]) | (measure[1:] != measure[:-1])
+    readings = chart_readings(new_series, periods, x, polarity,
+                              column("compared_with", np.nan), column("target_low", np.nan),
+                              column("target_high", np.nan), settings)
+    out = pd.DataFrame({"contract": contract, "measure": measure, "period": periods, "value": x,
+                        "polarity": polarity, **readings})
+    kept: pd.DataFrame = out.loc[~np.isnan(x)]
+    return kept.reset_index(drop=True)
 
+
+_INPUTS = ("contract", "measure", "period", "value", "status", "polarity", "compared_with",
+           "target_low", "target_high")
+"""The columns of an assessment history that :func:`spc_frame` reads."""
+
+
+def chart_readings(new_series: BoolArray, periods: npt.NDArray[np.str_], x: FloatArray,
+                   polarity: npt.NDArray[Any], compared_with: npt.NDArray[Any],
+                   target_low: npt.NDArray[Any], target_high: npt.NDArray[Any],
+                   settings: SpcSettings, icons: bool = True) -> dict[str, npt.NDArray[Any]]:
+    """The chart columns of :data:`SPC_COLUMNS` (from ``moving_range`` on) for points laid
+    out series by series, each in period order.
+
+    ``new_series`` marks the first point of each (contract, measure); ``periods`` are the
+    points' periods (YYYY-MM). The targets may be of any type ``pd.to_numeric`` reads.
+    Without ``icons`` the icon column is left out.
+    """
     segment, in_base = _baseline(periods, settings)
-    new_group = np.ones(n, dtype=bool)
-    new_group[1:] = ((contract[1:] != contract[:-1]) | (measure[1:] != measure[:-1])
-                     | (segment[1:] != segment[:-1]))
+    new_group = new_series.copy()
+    new_group[1:] |= segment[1:] != segment[:-1]
     group = (np.cumsum(new_group) - 1).astype(np.int64)
     chart = _chart(x, group, in_base, settings)
 
-    good = _good_side(polarity)
-    target_cols = {name: pd.to_numeric(pd.Series(column(name, np.nan)), errors="coerce")
+    higher, lower, within = _polarities(polarity)
+    good = _good_side_of(higher, lower)
+    target_cols = {name: pd.to_numeric(pd.Series(values), errors="coerce")
                    .to_numpy(dtype=np.float64)
-                   for name in ("compared_with", "target_low", "target_high")}
+                   for name, values in (("compared_with", compared_with),
+                                        ("target_low", target_low),
+                                        ("target_high", target_high))}
     compared = target_cols["compared_with"]
-    within = polarity == "within_range"
     t_low = np.where(within, target_cols["target_low"],
                      np.where(np.isnan(compared), target_cols["target_low"], compared))
     t_high = np.where(within, target_cols["target_high"],
                       np.where(np.isnan(compared), target_cols["target_high"], compared))
 
     rule_names = np.array([None, *RULES], dtype=object)
-    out = pd.DataFrame({
-        "contract": contract, "measure": measure, "period": periods, "value": x,
-        "polarity": polarity, "moving_range": chart.moving_range, "mean": chart.mean,
+    readings: dict[str, npt.NDArray[Any]] = {
+        "moving_range": chart.moving_range, "mean": chart.mean,
         "mr_bar": chart.mr_bar, "lower_limit": chart.lower_limit,
         "upper_limit": chart.upper_limit, "lower_near": chart.lower_near,
         "upper_near": chart.upper_near, "points": chart.points, "trial": chart.trial,
         "variation": _variation(chart.side, good), "rule": rule_names[chart.rule],
-        "icon": _icons(chart.side, good),
-        "assurance": _assurance(polarity, t_low, t_high, chart.lower_limit,
-                                chart.upper_limit),
-    })
-    kept: pd.DataFrame = out.loc[~np.isnan(x)]
-    return kept.reset_index(drop=True)
+    }
+    if icons:
+        readings["icon"] = _icons(chart.side, good)
+    readings["assurance"] = _assurance_of(higher, lower, within, t_low, t_high,
+                                          chart.lower_limit, chart.upper_limit)
+    return readings
 
 
 # --- the vectorised chart ------------------------------------------------------------------
@@ -586,33 +612,56 @@ def _in_window(near: BoolArray, gv: IntArray, points: int, window: int) -> IntAr
 # --- labels ---------------------------------------------------------------------------------
 
 
+def _polarities(polarity: npt.NDArray[Any]) -> tuple[BoolArray, BoolArray, BoolArray]:
+    """Masks of higher_is_better, lower_is_better and within_range (each distinct polarity
+    compared once)."""
+    codes, uniques = pd.factorize(polarity)
+    # A missing polarity (code -1) reads the last name, None: no polarity.
+    names = np.append(np.asarray(uniques, dtype=object), np.array([None], dtype=object))
+    return ((names == "higher_is_better")[codes], (names == "lower_is_better")[codes],
+            (names == "within_range")[codes])
+
+
 def _good_side(polarity: npt.NDArray[Any]) -> IntArray:
     """+1 where high is good, -1 where low is good, 0 where neither (within_range, none)."""
-    return np.where(polarity == "higher_is_better", 1,
-                    np.where(polarity == "lower_is_better", -1, 0)).astype(np.int64)
+    higher, lower, _ = _polarities(polarity)
+    return _good_side_of(higher, lower)
+
+
+def _good_side_of(higher: BoolArray, lower: BoolArray) -> IntArray:
+    return np.where(higher, 1, np.where(lower, -1, 0)).astype(np.int64)
+
+
+_VARIATIONS = np.array(["common_cause", "special_cause_neither", "special_cause_improvement",
+                        "special_cause_concern"], dtype=object)
+_ICONS = np.array(["common_cause", "neither_low", "neither_high", "improvement_low",
+                   "improvement_high", "concern_low", "concern_high"], dtype=object)
+_ASSURANCES = np.array([None, "consistently_passing", "consistently_failing", "inconsistent"],
+                       dtype=object)
 
 
 def _variation(side: IntArray, good: IntArray) -> npt.NDArray[np.object_]:
-    labels = np.select(
-        [side == 0, good == 0, side == good],
-        ["common_cause", "special_cause_neither", "special_cause_improvement"],
-        "special_cause_concern")
-    return labels.astype(object)
+    codes = np.select([side == 0, good == 0, side == good], [0, 1, 2], 3)
+    labels: npt.NDArray[np.object_] = _VARIATIONS[codes]
+    return labels
 
 
 def _icons(side: IntArray, good: IntArray) -> npt.NDArray[np.object_]:
-    kind = np.select([good == 0, side == good], ["neither", "improvement"], "concern")
-    icons = np.char.add(np.char.add(kind.astype(str), "_"),
-                        np.where(side > 0, "high", "low"))
-    return np.where(side == 0, "common_cause", icons).astype(object)
+    kind = np.select([good == 0, side == good], [1, 3], 5)
+    codes = np.where(side == 0, 0, kind + (side > 0))
+    icons: npt.NDArray[np.object_] = _ICONS[codes]
+    return icons
 
 
 def _assurance(polarity: npt.NDArray[Any], t_low: FloatArray, t_high: FloatArray,
                lower: FloatArray, upper: FloatArray) -> npt.NDArray[np.object_]:
     """Target against limits, vectorised; None where there is no target or no limits."""
-    higher = polarity == "higher_is_better"
-    lower_better = polarity == "lower_is_better"
-    within = polarity == "within_range"
+    return _assurance_of(*_polarities(polarity), t_low, t_high, lower, upper)
+
+
+def _assurance_of(higher: BoolArray, lower_better: BoolArray, within: BoolArray,
+                  t_low: FloatArray, t_high: FloatArray, lower: FloatArray, upper: FloatArray
+                  ) -> npt.NDArray[np.object_]:
     with np.errstate(invalid="ignore"):
         at_or_below = (t_high <= lower) | _close(t_high, lower)   # target <= lower limit
         above = (t_high > upper) & ~_close(t_high, upper)          # target > upper limit
@@ -626,9 +675,8 @@ def _assurance(polarity: npt.NDArray[Any], t_low: FloatArray, t_high: FloatArray
     failing = np.where(higher, above, np.where(lower_better, below, outside))
     known = ((higher | lower_better | within) & ~np.isnan(t_low) & ~np.isnan(t_high)
              & ~np.isnan(lower) & ~np.isnan(upper))
-    outcome = np.select([passing, failing], ["consistently_passing", "consistently_failing"],
-                        "inconsistent").astype(object)
-    outcome[~known] = None
+    codes = np.where(known, np.select([passing, failing], [1, 2], 3), 0)
+    outcome: npt.NDArray[np.object_] = _ASSURANCES[codes]
     return outcome
 
 

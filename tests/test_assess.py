@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from compliance.assess import assess, judge, measure_table
+from compliance.periods import from_index, month_index
 from compliance.schedule import ContractSpec, MeasureSpec, Schedule
 
 
@@ -247,3 +248,94 @@ def test_meeting_target_is_met_whatever_the_band(value: float, target: float,
     status = one(value, polarity, target, target, np.nan, np.nan)
     good = value >= target if polarity == "higher_is_better" else value <= target
     assert status == ("met" if good else "breach")
+
+
+# --- many sources, frequencies and profiles, against a plain reading of the rules ------------
+
+SOURCES = ("", "system", "manual")
+
+
+@st.composite
+def figure_sets(draw: st.DrawFn) -> pd.DataFrame:
+    """Figures of three measures over 2023-04..2024-06, with up to three sources each, ranks
+    that tie, missing values and months without any figure."""
+    rows = []
+    for mid in ("M1", "Q1", "C1"):
+        for i in range(15):
+            period = from_index(month_index("2023-04") + i)
+            for source in draw(st.lists(st.sampled_from(SOURCES), max_size=3, unique=True)):
+                value = draw(st.one_of(st.just(None), st.integers(0, 200).map(float)))
+                rows.append({"contract": "c1", "measure": mid, "period": period,
+                             "value": np.nan if value is None else value, "numerator": np.nan,
+                             "denominator": np.nan, "source": source,
+                             "source_rank": draw(st.integers(0, 1)), "comment": "",
+                             "version": 1})
+    frame = pd.DataFrame(rows, columns=["contract", "measure", "period", "value", "numerator",
+                                        "denominator", "source", "source_rank", "comment",
+                                        "version"])
+    order = draw(st.permutations(range(len(frame))))
+    return frame.iloc[list(order)].reset_index(drop=True)
+
+
+PROFILE = [0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 1.0]
+
+
+@given(figs=figure_sets())
+@settings(max_examples=60, deadline=None)
+def test_history_reads_every_figure_as_the_rules_say(figs: pd.DataFrame) -> None:
+    sched = Schedule(
+        contract=ContractSpec(id="c1", title="T", commissioner="C", provider="P",
+                              forums=["Group"], year_start_month=4),  # type: ignore[arg-type]
+        measures=[measure("M1", primary_source="manual"),
+                  measure("Q1", frequency="quarterly", polarity="lower_is_better", target=50,
+                          tolerance=60),
+                  measure("C1", unit="count", accumulation="cumulative", target=120,
+                          tolerance=[100, 119], profile=PROFILE)])
+    out = assess(measure_table([sched]), figs, {"c1": ["2024-01", "2024-06"]}, history=True)
+
+    # One row per measure-period, in contract, period and schedule order.
+    assert out[["contract", "period", "order"]].equals(
+        out[["contract", "period", "order"]].sort_values(["contract", "period", "order"]))
+    assert not out.duplicated(["contract", "measure", "period"]).any()
+    assert out["sources"].dtype == np.int64
+    for _, got in out.iterrows():
+        mine = figs[(figs["measure"] == got["measure"])
+                    & (figs["period"] == got["figure_period"])]
+        assert got["sources"] == len(mine)
+        if mine.empty:
+            assert np.isnan(got["value"]) and np.isnan(got["source_spread"])
+            continue
+        # The primary source first, then the best rank, then the first given.
+        primary = "manual" if got["measure"] == "M1" else ""
+        best = sorted(range(len(mine)), key=lambda i: (mine["source"].iloc[i] != primary,
+                                                       mine["source_rank"].iloc[i], i))[0]
+        assert got["source"] == mine["source"].iloc[best]
+        assert got["value"] == mine["value"].iloc[best] or (
+            np.isnan(got["value"]) and np.isnan(mine["value"].iloc[best]))
+        values = mine["value"].dropna()
+        if len(mine) > 1 and len(values):
+            assert got["source_spread"] == values.max() - values.min()
+        else:
+            assert np.isnan(got["source_spread"])
+        month = int(got["period"][5:])
+        if got["measure"] == "Q1":
+            assert got["due"] == (((month - 4) % 12 + 1) % 3 == 0)
+        if got["measure"] == "C1":
+            assert got["profiled_target"] == pytest.approx(120 * PROFILE[(month - 4) % 12])
+
+
+def test_overlapping_schedule_versions_keep_their_order() -> None:
+    """A later version that takes effect before the one it follows overlaps it: both are
+    assessed in the overlap, the earlier version first."""
+    v1 = schedule(measure("M1"), measure("M2"))
+    v2 = schedule(measure("M2"), measure("M1"))
+    v3 = schedule(measure("M1", target=95), measure("M2"))
+    table = measure_table([(v1, 1, None), (v2, 2, "2024-06"), (v3, 3, "2024-03")])
+    figs = figures([("M1", p, 96.0) for p in ("2024-02", "2024-03", "2024-04")]
+                   + [("M2", "2024-04", 80.0)])
+    out = assess(table, figs, ["2024-04"], history=True)
+    april = out[out["period"] == "2024-04"]
+    assert april[["measure", "schedule_version"]].values.tolist() == [
+        ["M1", 1], ["M1", 3], ["M2", 1], ["M2", 3]]
+    # The direction of travel reads the months of the measure whatever the version.
+    assert april["previous_value"].tolist()[:2] == [96.0, 96.0]

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from compliance.assess import assess, measure_table
+from compliance.assess import FEATURES, SPC_FEATURES, add_features, add_spc, assess, measure_table
 from compliance.periods import from_index, month_index
 from compliance.schedule import ContractSpec, MeasureSpec, Schedule
 from compliance.spc import (
@@ -705,3 +705,69 @@ def test_spc_frame_agrees_with_one_chart_at_a_time(
                     assert np.isnan(last[column])
                 else:
                     assert last[column] == pytest.approx(expected)
+
+
+# --- the charts as add_spc and add_features read them -------------------------------------
+
+
+def merged_spc(frame: pd.DataFrame, settings: dict[str, SpcSettings]) -> pd.DataFrame:
+    """add_spc as a left merge of each settings group's spc_frame onto the frame."""
+    charted = frame[frame["accumulation"] != "cumulative"]
+    parts = [spc_frame(charted[charted["contract"] == cid], settings.get(cid, SpcSettings()))
+             for cid in frame["contract"].unique()]
+    charts = pd.concat([p for p in parts if not p.empty], ignore_index=True)
+    charts = charts[["contract", "measure", "period", *SPC_FEATURES]].rename(
+        columns=SPC_FEATURES)
+    return frame.merge(charts, on=["contract", "measure", "period"], how="left")
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["c1", "c2"]), st.sampled_from(["m1", "m2"]),
+                          st.integers(0, 14),
+                          st.one_of(st.integers(0, 20).map(float), st.just(NAN)),
+                          st.sampled_from(["met", "breach", "not_due", "not_reported"]),
+                          st.sampled_from(["point_in_time", "cumulative"])),
+                min_size=1, max_size=40))
+def test_add_spc_reads_each_row_as_a_left_merge_of_the_charts(
+        rows: list[tuple[str, str, int, float, str, str]]) -> None:
+    """Rows repeat (contract, measure, period) at times: each reads every chart point of its
+    key, as a merge would, and a frame of unique keys keeps its rows and dtypes."""
+    frame = pd.DataFrame([{"contract": c, "measure": m, "period": from_index(24276 + i),
+                           "value": v, "status": s, "accumulation": a,
+                           "polarity": HIGHER if m == "m1" else WITHIN, "target_low": 5.0,
+                           "target_high": 9.0, "compared_with": NAN}
+                          for c, m, i, v, s, a in rows])
+    settings_by_contract = {"c2": SpcSettings(shift_points=3, trend_points=3)}
+    got = add_spc(frame, settings_by_contract)
+    if (frame["accumulation"] == "cumulative").all() or frame[
+            (frame["accumulation"] != "cumulative") & (frame["status"] != "not_due")][
+            "value"].isna().all():
+        assert got[list(SPC_FEATURES.values())].isna().all().all()
+        return
+    pd.testing.assert_frame_equal(got, merged_spc(frame, settings_by_contract))
+
+
+def test_add_features_counts_runs_over_judged_periods_only() -> None:
+    sched = Schedule(
+        contract=ContractSpec(id="c1", title="T", commissioner="C", provider="P",
+                              forums=["Group"]),  # type: ignore[arg-type]
+        measures=[MeasureSpec.model_validate(dict(
+            id=mid, kind="kpi", title=mid, unit="percent", polarity="higher_is_better",
+            target=90, tolerance=[85, 89.9], frequency=frequency))
+            for mid, frequency in (("M1", "monthly"), ("Q1", "quarterly"))])
+    values = [80.0, 80.0, 95.0, 80.0, 80.0, 80.0, 80.0, 80.0, 80.0, 80.0, 80.0, 80.0]
+    figures = pd.DataFrame([
+        {"contract": "c1", "measure": mid, "period": p, "value": v, "numerator": NAN,
+         "denominator": NAN, "source": "", "source_rank": 0, "comment": "", "version": 1}
+        for mid in ("M1", "Q1") for p, v in zip(months(12, "2024-01"), values, strict=True)])
+    history = assess(measure_table([sched]), figures, ["2024-12"], history=True)
+    out = add_features(history)
+    assert list(out.columns) == [*history.columns, *SPC_FEATURES.values(), *FEATURES]
+    assert out[list(history.columns)].equals(history)
+    m1 = out[out["measure"] == "M1"]
+    assert m1["consecutive_breaches"].tolist() == [1, 2, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9]
+    # Quarterly: due in March, June, September, December only (year starting in April).
+    q1 = out[out["measure"] == "Q1"]
+    assert q1["status"].tolist().count("not_due") == 8
+    assert q1["consecutive_breaches"].tolist() == [0, 0, 0, 0, 0, 1, 0, 0, 2, 0, 0, 3]
+    assert out["consecutive_breaches"].dtype == np.int64
