@@ -14,8 +14,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from compliance.periods import from_index, month_index
-from compliance.returns import TERM_END_MONTHS
+from compliance.periods import TERM_END_MONTHS, from_index, month_index
 from compliance.schedule import ADDITIVE_UNITS, Schedule
 
 STATUSES = ("met", "within_tolerance", "breach", "not_reported", "not_due", "monitor")

@@ -6,6 +6,8 @@ import calendar
 import datetime as dt
 import re
 
+TERM_END_MONTHS = (12, 4, 7)  # autumn, spring and summer terms end
+
 MONTH_NAMES = {name.lower(): i for i, name in enumerate(calendar.month_abbr) if name}
 MONTH_NAMES.update({name.lower(): i for i, name in enumerate(calendar.month_name) if name})
 MONTH_NAMES["sept"] = 9

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from compliance.errors import Problem, ReturnError
-from compliance.periods import PeriodError, months_elapsed, parse_period
+from compliance.periods import TERM_END_MONTHS, PeriodError, months_elapsed, parse_period
 from compliance.schedule import ADDITIVE_UNITS, UNIT_SCALE, MeasureSpec, Schedule
 
 if TYPE_CHECKING:
@@ -33,7 +33,6 @@ FIGURE_COLUMNS = ["contract", "measure", "period", "value", "numerator", "denomi
 LONG_REQUIRED = ("measure", "period", "value")
 LONG_OPTIONAL = ("numerator", "denominator", "source", "comment", "contract")
 WIDE_EXTRA = ("contract", "source", "comment")
-TERM_END_MONTHS = (12, 4, 7)  # autumn, spring and summer terms end
 MISSING_MARKERS = frozenset({"", "n/a", "na", "-", "--", "unavailable", "not available",
                              "not reported", "null", "none", "."})
 _THOUSANDS = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$")
