@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from compliance.escalation import RulesResult
+    from compliance.progress import Progress
     from compliance.schedule import Schedule
     from compliance.store import Transaction
 
@@ -85,15 +86,22 @@ def _lateness(history: pd.DataFrame, schedules: Mapping[str, Schedule],
     return history
 
 
-def run_check(tx: Transaction, schedules: dict[str, Schedule], periods: Sequence[str]
-              ) -> CheckResult:
+def run_check(tx: Transaction, schedules: dict[str, Schedule], periods: Sequence[str],
+              *, progress: Progress | None = None) -> CheckResult:
     """Assess the periods, store the assessments, and re-derive the contracts' records.
 
     Records (breaches, escalations) are a function of the figures up to the latest period any
     check of the contract has covered, replayed in period order: checking again, or checking
     months out of order, leaves the same records as checking them in order. One assessment
     of the whole history serves both the periods checked and the rules.
+
+    ``progress`` hears of the stages: assessing, storing the assessments, running the rules,
+    writing the records (see compliance.progress).
     """
+    from compliance.progress import no_progress, offset
+
+    report = progress or no_progress
+    report("assessing", 0, 4)
     tx.lock(list(schedules))
     through = {cid: max(max(periods), tx.checked_through(cid) or "") for cid in schedules}
     first = {cid: min(min(periods), tx.checked_from(cid) or "9999-12") for cid in schedules}
@@ -101,29 +109,38 @@ def run_check(tx: Transaction, schedules: dict[str, Schedule], periods: Sequence
     assessments = (history[history["period"].isin(list(periods))].reset_index(drop=True)
                    if not history.empty else history)
     versions = {cid: tx.schedule_version(cid) for cid in schedules}
+    report("storing the assessments", 1, 4)
     counts = tx.save_assessments(assessments, versions)
 
-    rules, written = _derive(tx, schedules, history)
+    rules, written = _derive(tx, schedules, history, progress=offset(progress, 2))
     counts.update(written)
     in_force = tx.schedule_versions(list(schedules))
+    report("done", 4, 4)
     return CheckResult(schedules=schedules, periods=list(periods), assessments=assessments,
                        rules=rules, counts=counts,
                        versions={(s.id, v): s for s, v, _ in in_force})
 
 
-def _derive(tx: Transaction, schedules: Mapping[str, Schedule], history: pd.DataFrame
-            ) -> tuple[RulesResult, dict[str, int]]:
+def _derive(tx: Transaction, schedules: Mapping[str, Schedule], history: pd.DataFrame,
+            *, progress: Progress | None = None) -> tuple[RulesResult, dict[str, int]]:
     from compliance.escalation import run_rules
 
+    if progress:
+        progress("running the rules", 0, 2)
     rules = run_rules(history, schedules, tx.silences(list(schedules)))
-    counts = {"findings": 0, "escalations": 0}
-    for cid in schedules:
-        mine = rules.findings[rules.findings["contract"] == cid]
-        rows = [e.row() for e in rules.escalations if e.contract == cid]
-        written = tx.replace_records(cid, mine, rows)
-        counts["findings"] += written["findings"]
-        counts["escalations"] += written["escalations"]
-    return rules, counts
+    if progress:
+        progress("writing the records", 1, 2)
+    # Every contract's records replaced at once, contract by contract in the schedules' order.
+    findings = rules.findings
+    if len(findings):
+        findings = findings[findings["contract"].isin(list(schedules)).to_numpy()]
+    escalations: dict[str, list[dict[str, Any]]] = {cid: [] for cid in schedules}
+    for e in rules.escalations:
+        if e.contract in escalations:
+            escalations[e.contract].append(e.row())
+    written = tx.replace_records(list(schedules), findings,
+                                 [row for rows in escalations.values() for row in rows])
+    return rules, {"findings": written["findings"], "escalations": written["escalations"]}
 
 
 def rederive(tx: Transaction, schedules: Mapping[str, Schedule]) -> dict[str, int]:

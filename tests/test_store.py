@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pandas as pd
 from sqlalchemy import MetaData, Table, create_engine, insert, inspect, select, text
 from sqlmodel import SQLModel
 
@@ -20,7 +21,7 @@ def test_migrations_match_the_models(db_path: StoreRef) -> None:
     from alembic.runtime.migration import MigrationContext
 
     store = Store(db_path.url)
-    assert store.init() == ["0001", "0002", "0003"]
+    assert store.init() == ["0001", "0002", "0003", "0004"]
     assert store.init() == []
     with store.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
@@ -68,7 +69,7 @@ def test_upgrade_from_the_first_schema_keeps_everything(
 
     upgraded = cli_on(old.url)("init")
     assert upgraded.exit_code == 0, upgraded.stderr + upgraded.stdout
-    assert "applied 0002, 0003" in upgraded.stderr
+    assert "applied 0002, 0003, 0004" in upgraded.stderr
     store.dispose()
     after = dump_store(old)
     for name in FIRST_SCHEMA_TABLES:
@@ -223,3 +224,248 @@ def test_spreadsheet_formulas_from_providers_are_neutralised(
     assert reasons["SM1.2"] == "'+1" and reasons["KPI2"] == "'-1+2"
     history = cli("history", "-c", "sunderland-tfc", "-m", "KPI1", "--format", "csv").stdout
     assert "'=HYPERLINK" in history
+
+
+# --- bulk writes ------------------------------------------------------------------------------
+
+DARLINGTON_ID = "darlington-childrens"
+SUNDERLAND_ID = "sunderland-tfc"
+
+
+def _loaded(store_ref: StoreRef) -> Store:
+    from compliance.schedule import load_schedule
+    from tests.conftest import DARLINGTON
+
+    store = Store(store_ref.url)
+    with store.transaction("tester") as tx:
+        tx.load_schedule(load_schedule(SUNDERLAND))
+        tx.load_schedule(load_schedule(DARLINGTON))
+    return store
+
+
+def _figures(rows: list[tuple[object, ...]], file: str) -> pd.DataFrame:
+    from compliance.returns import FIGURE_COLUMNS
+
+    frame = pd.DataFrame([(*r, file) for r in rows], columns=FIGURE_COLUMNS)
+    return frame.astype({"value": "float64", "numerator": "float64", "denominator": "float64",
+                         "source_rank": "int64", "row": "int64"})
+
+
+def _table_rows(store: Store, table: str, order: str) -> list[tuple[object, ...]]:
+    with store.engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(text(f'SELECT * FROM "{table}" ORDER BY {order}'))]
+
+
+NAN = float("nan")
+
+
+def test_submissions_number_versions_and_keep_nulls(make_store: Callable[[], StoreRef]) -> None:
+    store = _loaded(make_store())
+    first = _figures([
+        (SUNDERLAND_ID, "KPI1", "2018-09", 99.0, NAN, NAN, "", 0, "", 2),
+        (SUNDERLAND_ID, "KPI2", "2018-09", NAN, 40.0, 50.0, "", 0, "no data yet", 3),
+        (SUNDERLAND_ID, "SM1.1", "2018-09", NAN, NAN, NAN, "", 0, None, 4),
+        (DARLINGTON_ID, "CS1", "2017-06", 0.98, 98.0, NAN, "a", 0, "", 2),
+        (DARLINGTON_ID, "CS1", "2017-06", 0.97, NAN, 100.0, "b", 1, "", 3),
+    ], "first.csv")
+    with store.transaction("provider") as tx:
+        assert tx.submit(first, {"first.csv": "1" * 64}) == {
+            "files": 1, "figures": 5, "new_versions": 0}
+    # A second submission in two files: KPI1 and one source of CS1 again, and new figures.
+    second = pd.concat([
+        _figures([(SUNDERLAND_ID, "KPI1", "2018-09", NAN, 91.0, 100.0, "", 0, "revised", 2),
+                  (SUNDERLAND_ID, "KPI1", "2018-10", 95.5, NAN, NAN, "", 0, "", 3)], "a.csv"),
+        _figures([(DARLINGTON_ID, "CS1", "2017-06", NAN, NAN, NAN, "a", 0, "withdrawn", 2)],
+                 "b.csv"),
+    ], ignore_index=True)
+    with store.transaction("provider") as tx:
+        assert tx.submit(second, {"a.csv": "2" * 64, "b.csv": "3" * 64}) == {
+            "files": 2, "figures": 3, "new_versions": 2}
+    rows = _table_rows(store, "figure", "id")
+    assert [r[0] for r in rows] == list(range(1, 9))
+    got = [(r[1], r[2], r[3], r[4], r[5], r[7], r[8], r[9], r[10], r[11]) for r in rows]
+    assert got == [
+        (1, SUNDERLAND_ID, "KPI1", "2018-09", "", 1, 99.0, None, None, ""),
+        (1, SUNDERLAND_ID, "KPI2", "2018-09", "", 1, None, 40.0, 50.0, "no data yet"),
+        (1, SUNDERLAND_ID, "SM1.1", "2018-09", "", 1, None, None, None, ""),
+        (1, DARLINGTON_ID, "CS1", "2017-06", "a", 1, 0.98, 98.0, None, ""),
+        (1, DARLINGTON_ID, "CS1", "2017-06", "b", 1, 0.97, None, 100.0, ""),
+        (2, SUNDERLAND_ID, "KPI1", "2018-09", "", 2, None, 91.0, 100.0, "revised"),
+        (2, SUNDERLAND_ID, "KPI1", "2018-10", "", 1, 95.5, None, None, ""),
+        (3, DARLINGTON_ID, "CS1", "2017-06", "a", 2, None, None, None, "withdrawn"),
+    ]
+    assert [r[3] for r in _table_rows(store, "submission", "id")] == [5, 2, 1]
+
+    with store.transaction() as tx:
+        latest = tx.latest_figures([SUNDERLAND_ID, DARLINGTON_ID])
+        upto = tx.latest_figures([SUNDERLAND_ID], up_to="2018-09")
+        nothing = tx.latest_figures([])
+    assert list(latest.columns) == ["contract", "measure", "period", "value", "numerator",
+                                    "denominator", "source", "source_rank", "comment",
+                                    "version"]
+    assert [str(t) for t in latest.dtypes] == ["object"] * 3 + ["float64"] * 3 + [
+        "object", "int64", "object", "int64"]
+    assert sorted(zip(latest["contract"], latest["measure"], latest["period"],
+                      latest["source"], latest["version"], strict=True)) == [
+        (DARLINGTON_ID, "CS1", "2017-06", "a", 2),
+        (SUNDERLAND_ID, "KPI1", "2018-09", "", 2),
+        (SUNDERLAND_ID, "KPI1", "2018-10", "", 1),
+        (SUNDERLAND_ID, "KPI2", "2018-09", "", 1),
+        (SUNDERLAND_ID, "SM1.1", "2018-09", "", 1),
+    ]
+    assert sorted(upto["measure"]) == ["KPI1", "KPI2", "SM1.1"]
+    assert upto["version"].tolist() == [2 if m == "KPI1" else 1 for m in upto["measure"]]
+    assert nothing.empty and list(nothing.columns) == list(latest.columns)
+    store.dispose()
+
+
+def test_latest_figures_without_revisions_are_every_figure(
+        make_store: Callable[[], StoreRef]) -> None:
+    store = _loaded(make_store())
+    figures = _figures([(SUNDERLAND_ID, "KPI1", f"2018-{m:02d}", float(m), NAN, NAN, "", 0, "",
+                         m) for m in range(1, 13)], "year.csv")
+    with store.transaction() as tx:
+        tx.submit(figures, {"year.csv": "4" * 64})
+        latest = tx.latest_figures([SUNDERLAND_ID, DARLINGTON_ID], up_to="2018-06")
+    assert latest["period"].tolist() == [f"2018-{m:02d}" for m in range(1, 7)]
+    assert latest["value"].tolist() == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+    assert latest["numerator"].isna().all() and latest["version"].tolist() == [1] * 6
+    assert [str(t) for t in latest.dtypes] == ["object"] * 3 + ["float64"] * 3 + [
+        "object", "int64", "object", "int64"]
+    store.dispose()
+
+
+def _assessments() -> pd.DataFrame:
+    rows = []
+    for contract, measures, periods, version in (
+            (SUNDERLAND_ID, ["KPI1", "KPI2", "SM1.1"], ["2018-08", "2018-09", "2018-10"], 1),
+            (DARLINGTON_ID, ["CS1", "CS2"], ["2017-06", "2017-09"], 1)):
+        for i, period in enumerate(periods):
+            for j, measure in enumerate(measures):
+                k = i * len(measures) + j
+                missing = k % 3 == 0
+                rows.append({
+                    "contract": contract, "period": period, "measure": measure,
+                    "figure_period": period, "value": NAN if missing else 90.0 + k,
+                    "source": None if missing else ("" if k % 2 else "survey"),
+                    "sources": NAN if missing else 1 + k % 2,
+                    "source_spread": 0.5 if k % 4 == 1 else NAN,
+                    "target_low": 95.0, "target_high": NAN, "tolerance_low": 90.0,
+                    "tolerance_high": 94.9, "compared_with": NAN if missing else 95.0,
+                    "status": "missing" if missing else "met",
+                    "rag": "grey" if missing else "green",
+                    "direction": None if k % 2 else "up", "previous_value": NAN,
+                    "change": NAN if k % 5 else 1.5, "forecast": NAN,
+                    "forecast_status": None, "reason": "no return" if missing else None,
+                    "variation": None if k % 2 else "common_cause",
+                    "assurance": None, "schedule_version": version,
+                    "figure_version": NAN if missing else float(1 + k % 2),
+                })
+    return pd.DataFrame(rows)
+
+
+def test_bulk_assessments_are_the_rows_of_one_save_per_period(
+        make_store: Callable[[], StoreRef]) -> None:
+    frame = _assessments()
+    versions = {SUNDERLAND_ID: 1, DARLINGTON_ID: 1}
+    bulk, single = _loaded(make_store()), _loaded(make_store())
+    for store in (bulk, single):
+        # An earlier check of some of the same periods, to be replaced.
+        with store.transaction() as tx:
+            tx.save_assessments(frame[frame["period"].isin(["2018-09", "2017-06"])].assign(
+                status="breach", rag="red"), versions)
+    with bulk.transaction() as tx:
+        assert tx.save_assessments(frame.sample(frac=1, random_state=3), versions) == {
+            "check_runs": 5, "assessments": len(frame)}
+    for (_, _), group in frame.groupby(["contract", "period"], sort=True):
+        with single.transaction() as tx:
+            tx.save_assessments(group, versions)
+
+    orders = {"check_run": "id", "assessment": "contract_id, period, measure_id",
+              "check_figure": "check_run_id, measure_id"}
+    for table, order in orders.items():
+        got, expected = _table_rows(bulk, table, order), _table_rows(single, table, order)
+        if table == "check_run":  # without run_at
+            got = [r[:5] + r[6:] for r in got]
+            expected = [r[:5] + r[6:] for r in expected]
+        assert got == expected, table
+    runs = _table_rows(bulk, "check_run", "id")
+    assert [(r[0], r[1], r[2], r[4]) for r in runs] == [
+        (1, DARLINGTON_ID, "2017-06", 2), (2, SUNDERLAND_ID, "2018-09", 3),
+        (3, DARLINGTON_ID, "2017-06", 2), (4, DARLINGTON_ID, "2017-09", 2),
+        (5, SUNDERLAND_ID, "2018-08", 3), (6, SUNDERLAND_ID, "2018-09", 3),
+        (7, SUNDERLAND_ID, "2018-10", 3)]
+    with bulk.engine.connect() as conn:
+        stored = [r._asdict() for r in conn.execute(text("SELECT * FROM assessment"))]
+    assert len(stored) == len(frame)
+    assert {r["sources"] for r in stored if r["status"] == "missing"} == {0}  # NULL -> 0
+    assert {r["reason"] for r in stored if r["status"] == "met"} == {""}  # NULL -> ''
+    assert {r["source"] for r in stored if r["status"] == "missing"} == {None}
+    assert {r["check_run_id"] for r in stored} == {3, 4, 5, 6, 7}  # earlier rows are gone
+    used = _table_rows(bulk, "check_figure", "check_run_id, measure_id")
+    earlier = frame[frame["period"].isin(["2018-09", "2017-06"])]
+    assert len(used) == int(frame["figure_version"].notna().sum()) + int(
+        earlier["figure_version"].notna().sum())
+    bulk.dispose()
+    single.dispose()
+
+
+def _findings(contract: str, periods: list[str], note: str) -> pd.DataFrame:
+    from compliance.escalation import FINDING_COLUMNS
+
+    return pd.DataFrame([{
+        "contract": contract, "measure": "M", "period": p, "figure_period": p,
+        "type": "performance", "severity": "major", "rule": "kpi-breach",
+        "description": note, "value": NAN if i % 2 else 80.0, "compared_with": 95.0,
+        "status": "breach", "settings": "{}", "facts": "{}"} for i, p in enumerate(periods)],
+        columns=FINDING_COLUMNS)
+
+
+def _escalation(contract: str, opened: str) -> dict[str, object]:
+    return {"contract_id": contract, "measure_id": "M", "opened": opened, "level": 1,
+            "forum": "Contract review", "status": "open", "resolved": None,
+            "rule": "kpi-breach", "resolved_rule": None, "description": "d",
+            "last_period": opened, "history": "[]", "settings": "{}", "facts": "{}",
+            "silenced_until": None, "silence_reason": None}
+
+
+def test_records_of_several_contracts_replaced_at_once(
+        make_store: Callable[[], StoreRef]) -> None:
+    from compliance.schedule import load_schedule
+    from tests.conftest import DARLINGTON
+
+    stores = []
+    for _ in range(2):
+        store = Store(make_store().url)
+        with store.transaction() as tx:
+            for path, cid in ((SUNDERLAND, "c1"), (DARLINGTON, "c2"), (SUNDERLAND, "c3")):
+                schedule = load_schedule(path)
+                tx.load_schedule(schedule.model_copy(update={
+                    "contract": schedule.contract.model_copy(update={"id": cid})}))
+            for cid in ("c1", "c2", "c3"):
+                tx.replace_records(cid, _findings(cid, ["2018-01", "2018-02"], "old"),
+                                   [_escalation(cid, "2018-01")])
+        stores.append(store)
+    together, one_by_one = stores
+    new = {"c3": ["2018-03", "2018-04", "2018-05"], "c1": ["2018-06"]}
+    frames = {cid: _findings(cid, periods, "new") for cid, periods in new.items()}
+    escalations = {"c3": [_escalation("c3", "2018-03"), _escalation("c3", "2018-05")], "c1": []}
+    with together.transaction() as tx:
+        # Findings in any order: they are stored contract by contract, in the order given.
+        assert tx.replace_records(["c3", "c1"], pd.concat([frames["c1"], frames["c3"]]),
+                                  [*escalations["c1"], *escalations["c3"]]) == {
+            "findings": 4, "escalations": 2}
+    with one_by_one.transaction() as tx:
+        for cid in ("c3", "c1"):
+            tx.replace_records(cid, frames[cid], escalations[cid])
+    for table, order in (("finding", "id"), ("escalation", "contract_id, opened")):
+        assert _table_rows(together, table, order) == _table_rows(one_by_one, table, order)
+    findings = _table_rows(together, "finding", "id")
+    assert [(r[1], r[3], r[8]) for r in findings] == [
+        ("c2", "2018-01", "old"), ("c2", "2018-02", "old"), ("c3", "2018-03", "new"),
+        ("c3", "2018-04", "new"), ("c3", "2018-05", "new"), ("c1", "2018-06", "new")]
+    assert [r[9] for r in findings] == [80.0, None, 80.0, None, 80.0, 80.0]
+    assert [(r[0], r[2]) for r in _table_rows(together, "escalation", "contract_id, opened")] \
+        == [("c2", "2018-01"), ("c3", "2018-03"), ("c3", "2018-05")]
+    for store in stores:
+        store.dispose()

@@ -7,6 +7,7 @@ assessments are written in bulk.
 
 from __future__ import annotations
 
+import datetime as dt
 import getpass
 import hashlib
 import json
@@ -16,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import Table, bindparam, delete, func, insert, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlmodel import Session, col, create_engine
@@ -82,6 +83,35 @@ def _none(value: Any) -> Any:
     return value
 
 
+def _objects(values: Any) -> Any:
+    """A column as an object array of Python values, NaN and pandas' missing markers as None."""
+    import numpy as np
+    import pandas as pd
+
+    array = np.asarray(values, dtype=object)
+    missing = pd.isna(array)
+    if missing.any():
+        array = array.copy()
+        array[missing] = None
+    return array
+
+
+def _texts(values: Any) -> list[Any]:
+    """A text column that is never NULL: missing and empty values become ''."""
+    return [v or "" for v in _objects(values).tolist()]
+
+
+def _table(model: Any) -> Table:
+    """The Core table of a table model."""
+    table: Table = model.__table__
+    return table
+
+
+def _chunks(items: Sequence[Any], size: int = 500) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
 class Store:
     def __init__(self, url: str | None = None) -> None:
         self.url = _shown(resolve_url(url))
@@ -124,22 +154,31 @@ class Store:
         return config
 
     def revision(self) -> str | None:
-        """The schema revision of the store (None for an empty store)."""
-        from alembic.runtime.migration import MigrationContext
+        """The schema revision of the store (None for an empty store).
+
+        Read from Alembic's version table directly: Alembic is imported only to create or
+        upgrade a store.
+        """
+        from sqlalchemy import inspect, text
 
         try:
             with self.engine.connect() as conn:
-                return MigrationContext.configure(conn).get_current_revision()
+                if not inspect(conn).has_table("alembic_version"):
+                    return None
+                rows = conn.execute(text("SELECT version_num FROM alembic_version")).all()
         except OperationalError as exc:
             raise StoreError(f"cannot open the store {self.url}: {exc.orig}") from None
+        if len(rows) > 1:
+            raise StoreError(f"the store {self.url} records {len(rows)} schema revisions "
+                             f"({', '.join(sorted(r[0] for r in rows))}); it needs one")
+        return str(rows[0][0]) if rows else None
 
     @staticmethod
     def head() -> str:
-        from alembic.script import ScriptDirectory
+        """This version's schema revision (the newest migration)."""
+        from compliance.store.migrations import head_revision
 
-        head = ScriptDirectory(str(MIGRATIONS)).get_current_head()
-        assert head is not None
-        return head
+        return head_revision()
 
     def init(self, to: str = "head") -> list[str]:
         """Create the store, or upgrade it to this version's schema; return what was applied."""
@@ -204,6 +243,63 @@ class Transaction:
             key = int.from_bytes(hashlib.sha256(cid.encode()).digest()[:8], "big",
                                  signed=True)
             self.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+    # --- bulk writes ---------------------------------------------------------------------
+
+    def _insert(self, table: Any, data: Mapping[str, Any]) -> int:
+        """Rows into a table in one statement, given column by column (equal lengths):
+        COPY on PostgreSQL, one ``executemany`` elsewhere, inside the session's transaction.
+        Values pass through the columns' types as SQLAlchemy's own inserts would pass them."""
+        import numpy as np
+        from sqlalchemy import Float
+
+        conn = self.session.connection()
+        dialect = conn.dialect
+        # The statement is written here for SQLite and PostgreSQL (the columns' types then
+        # prepare the values here); any other database gets them through SQLAlchemy.
+        direct = dialect.name == "postgresql" or dialect.paramstyle == "qmark"
+        columns = list(data)
+        values: list[list[Any]] = []
+        for name in columns:
+            column = data[name]
+            kind = table.c[name].type
+            process = kind.dialect_impl(dialect).bind_processor(dialect) if direct else None
+            if type(kind) is Float:  # NaN is NULL
+                column = _objects(np.asarray(column, dtype=np.float64))
+            elif process is not None:
+                column = [process(v) for v in column]
+            values.append(column.tolist() if isinstance(column, np.ndarray) else list(column))
+        rows = list(zip(*values, strict=True))
+        if not rows:
+            return 0
+        names = ", ".join(f'"{name}"' for name in columns)
+        if not direct:
+            conn.execute(insert(table), [dict(zip(columns, row, strict=True)) for row in rows])
+        elif dialect.name == "postgresql":
+            raw: Any = conn.connection.driver_connection
+            with raw.cursor() as cursor, cursor.copy(
+                    f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            marks = ", ".join("?" for _ in columns)
+            conn.exec_driver_sql(f'INSERT INTO "{table.name}" ({names}) VALUES ({marks})', rows)
+        return len(rows)
+
+    def _new_ids(self, table: Any, count: int) -> list[int]:
+        """``count`` unused ids for a table's integer primary key, in increasing order."""
+        conn = self.session.connection()
+        if conn.dialect.name == "postgresql":
+            from sqlalchemy import text
+
+            query = text("SELECT nextval(pg_get_serial_sequence(:table, 'id')) "
+                         "FROM generate_series(1, :count)")
+            return sorted(int(i) for i in conn.execute(
+                query, {"table": f'"{table.name}"', "count": count}).scalars())
+        # SQLite: the transaction holds the store's write lock (BEGIN IMMEDIATE), so nobody
+        # else can take ids past the largest one until it ends.
+        last = conn.execute(select(func.max(table.c.id))).scalar() or 0
+        return list(range(last + 1, last + 1 + count))
 
     # --- contracts and schedules ------------------------------------------------------------
 
@@ -303,67 +399,98 @@ class Transaction:
 
         ``files`` maps each file's path (as in the figures' ``file`` column) to its SHA-256.
         """
+        import numpy as np
         import pandas as pd
 
         s = self.session
         counts = {"files": len(files), "figures": int(len(figures)), "new_versions": 0}
         if figures.empty:
             return counts
-        latest = {
-            (c, m, p): v for c, m, p, v in s.execute(
-                select(col(Figure.contract_id), col(Figure.measure_id), col(Figure.period),
-                       func.max(Figure.version))
-                .where(col(Figure.contract_id).in_(figures["contract"].unique().tolist()))
-                .where(col(Figure.period).in_(figures["period"].unique().tolist()))
-                .group_by(col(Figure.contract_id), col(Figure.measure_id), Figure.period))
+        keys = ["contract", "measure", "period"]
+        latest = pd.DataFrame(s.execute(
+            select(col(Figure.contract_id), col(Figure.measure_id), col(Figure.period),
+                   func.max(Figure.version))
+            .where(col(Figure.contract_id).in_(figures["contract"].unique().tolist()))
+            .where(col(Figure.period).in_(figures["period"].unique().tolist()))
+            .group_by(col(Figure.contract_id), col(Figure.measure_id), Figure.period)
+        ).all(), columns=[*keys, "version"])
+        if latest.empty:
+            versions = np.ones(len(figures), dtype=np.int64)
+        else:
+            held = figures[keys].merge(latest, on=keys, how="left")["version"]
+            versions = held.fillna(0).to_numpy(dtype=np.int64) + 1
+        counts["new_versions"] = int((versions > 1).sum())
+        columns = {
+            "contract_id": _objects(figures["contract"]),
+            "measure_id": _objects(figures["measure"]),
+            "period": _objects(figures["period"]),
+            "source": _objects(figures["source"]),
+            "source_rank": figures["source_rank"].to_numpy(dtype=np.int64),
+            "version": versions,
+            "value": figures["value"].to_numpy(dtype=np.float64),
+            "numerator": figures["numerator"].to_numpy(dtype=np.float64),
+            "denominator": figures["denominator"].to_numpy(dtype=np.float64),
+            "comment": np.asarray(_texts(figures["comment"]), dtype=object),
+            "row": figures["row"].to_numpy(dtype=np.int64),
         }
-        keys = list(zip(figures["contract"], figures["measure"], figures["period"], strict=True))
-        versions = [latest.get(k, 0) + 1 for k in keys]
-        positions = pd.Series(range(len(figures)), index=figures.index)
-        counts["new_versions"] = sum(1 for v in versions if v > 1)
+        file_of = figures["file"].to_numpy(dtype=object)
         for file, digest in files.items():
-            mine = figures[figures["file"] == file]
-            sub = Submission(file=os.path.basename(file), sha256=digest,
-                             figures=int(len(mine)), submitted_by=self.user)
+            mine = file_of == file
+            count = int(mine.sum())
+            sub = Submission(file=os.path.basename(file), sha256=digest, figures=count,
+                             submitted_by=self.user)
             s.add(sub)
             s.flush()
             assert sub.id is not None
-            records: list[dict[str, Any]] = mine.to_dict("records")  # type: ignore[assignment]
-            rows = [
-                dict(submission_id=sub.id, contract_id=r["contract"], measure_id=r["measure"],
-                     period=r["period"], source=r["source"], source_rank=int(r["source_rank"]),
-                     version=versions[i], value=_none(r["value"]),
-                     numerator=_none(r["numerator"]), denominator=_none(r["denominator"]),
-                     comment=r["comment"] or "", row=int(r["row"]))
-                for i, r in zip(positions[mine.index], records, strict=True)
-            ]
-            if rows:
-                s.execute(insert(Figure), rows)
+            if not count:
+                continue
+            whole = count == len(figures)
+            self._insert(_table(Figure), {
+                "submission_id": [sub.id] * count,
+                **{name: v if whole else v[mine] for name, v in columns.items()}})
         return counts
 
     def latest_figures(self, contracts: Sequence[str], up_to: str | None = None) -> pd.DataFrame:
         """Every source of the latest version of each figure of the contracts."""
         import pandas as pd
 
-        latest = (
-            select(col(Figure.contract_id), col(Figure.measure_id), col(Figure.period),
-                   func.max(Figure.version).label("version"))
-            .where(col(Figure.contract_id).in_(list(contracts)))
-            .group_by(col(Figure.contract_id), col(Figure.measure_id), Figure.period)
-        )
+        conn = self.session.connection()
+        mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+        where = f"contract_id IN ({', '.join(mark for _ in contracts)})"
+        params: list[Any] = list(contracts)
         if up_to is not None:
-            latest = latest.where(col(Figure.period) <= up_to)
-        sub = latest.subquery()
-        query: Any = select(
-            col(Figure.contract_id).label("contract"), col(Figure.measure_id).label("measure"),
-            col(Figure.period), col(Figure.value), col(Figure.numerator),
-            col(Figure.denominator), col(Figure.source),
-            col(Figure.source_rank), col(Figure.comment), col(Figure.version),
-        ).join(sub, (col(Figure.contract_id) == sub.c.contract_id)
-               & (col(Figure.measure_id) == sub.c.measure_id)
-               & (col(Figure.period) == sub.c.period)
-               & (col(Figure.version) == sub.c.version))
-        frame = pd.read_sql(query, self.session.connection())
+            where += f" AND period <= {mark}"
+            params.append(up_to)
+        fields = ("contract_id, measure_id, period, value, numerator, denominator, source, "
+                  "source_rank, comment, version")
+        cursor: Any = conn.connection.cursor()
+        try:
+            rows: list[Any] = []
+            if contracts:
+                cursor.execute(f"SELECT 1 FROM figure WHERE {where} AND version > 1 LIMIT 1",
+                               params)
+                revised = cursor.fetchone() is not None
+                if revised:
+                    # Only the latest version of each figure: its sources share it.
+                    query = (
+                        f"SELECT {', '.join('f.' + f for f in fields.split(', '))} "
+                        f"FROM figure AS f JOIN (SELECT contract_id, measure_id, period, "
+                        f"max(version) AS version FROM figure WHERE {where} "
+                        f"GROUP BY contract_id, measure_id, period) AS latest "
+                        f"ON f.contract_id = latest.contract_id "
+                        f"AND f.measure_id = latest.measure_id "
+                        f"AND f.period = latest.period AND f.version = latest.version "
+                        f"ORDER BY f.contract_id, f.measure_id, f.period, f.source")
+                else:
+                    query = (f"SELECT {fields} FROM figure WHERE {where} "
+                             f"ORDER BY contract_id, measure_id, period, source")
+                cursor.execute(query, params)
+                rows = cursor.fetchall()
+        finally:
+            cursor.close()
+        frame = pd.DataFrame.from_records(
+            rows, columns=["contract", "measure", "period", "value", "numerator", "denominator",
+                           "source", "source_rank", "comment", "version"], coerce_float=True)
         return frame.astype({"value": "float64", "numerator": "float64",
                              "denominator": "float64"})
 
@@ -371,39 +498,53 @@ class Transaction:
 
     def save_assessments(self, assessments: pd.DataFrame, versions: Mapping[str, int]
                          ) -> dict[str, int]:
-        """Replace the assessments of each (contract, period) checked, in bulk."""
-        s = self.session
-        written = 0
-        runs = 0
-        for (contract, period), group in assessments.groupby(["contract", "period"], sort=True):
-            run = CheckRun(contract_id=str(contract), period=str(period),
-                           schedule_version=versions[str(contract)], assessments=len(group),
-                           run_by=self.user)
-            s.add(run)
-            s.flush()
-            runs += 1
-            s.execute(delete(Assessment).where(col(Assessment.contract_id) == contract)
-                      .where(col(Assessment.period) == period))
-            records = group.rename(columns={"contract": "contract_id", "measure": "measure_id"})
-            records = records[_ASSESSMENT_FIELDS].astype(object).where(
-                records[_ASSESSMENT_FIELDS].notna(), None)
-            rows: list[dict[str, Any]] = records.to_dict("records")  # type: ignore[assignment]
-            used = []
-            for row, version, figure_version in zip(
-                    rows, group["schedule_version"], group["figure_version"], strict=True):
-                row["check_run_id"] = run.id
-                row["schedule_version"] = int(version)
-                row["reason"] = row["reason"] or ""
-                row["sources"] = int(row["sources"] or 0)
-                if figure_version == figure_version and figure_version is not None:
-                    used.append({"check_run_id": run.id, "measure_id": row["measure_id"],
-                                 "figure_period": row["figure_period"],
-                                 "version": int(figure_version), "source": row["source"] or ""})
-            s.execute(insert(Assessment), rows)
-            if used:
-                s.execute(insert(CheckFigure), used)
-            written += len(rows)
-        return {"check_runs": runs, "assessments": written}
+        """Replace the assessments of each (contract, period) checked, in bulk: one check run
+        per (contract, period), its assessments, and the figure versions they used."""
+        import numpy as np
+        import pandas as pd
+
+        if assessments.empty:
+            return {"check_runs": 0, "assessments": 0}
+        groups = assessments.groupby(["contract", "period"], sort=True)
+        number = groups.ngroup().fillna(-1).to_numpy(dtype=np.int64)
+        sizes = groups.size()
+        order = np.argsort(number, kind="stable")
+        order = order[number[order] >= 0]  # rows without a contract or period: no group
+        frame = assessments.iloc[order]
+        number = number[order]
+        pairs = [(str(c), str(p)) for c, p in sizes.index]
+        ids = np.asarray(self._new_ids(_table(CheckRun), len(pairs)), dtype=np.int64)
+        now = dt.datetime.now(dt.UTC)
+        self._insert(_table(CheckRun), {
+            "id": ids, "contract_id": [c for c, _ in pairs], "period": [p for _, p in pairs],
+            "schedule_version": [versions[c] for c, _ in pairs],
+            "assessments": sizes.to_numpy(dtype=np.int64),
+            "run_at": [now] * len(pairs), "run_by": [self.user] * len(pairs)})
+
+        conn = self.session.connection()
+        conn.execute(
+            delete(_table(Assessment))
+            .where(_table(Assessment).c.contract_id == bindparam("c"))
+            .where(_table(Assessment).c.period == bindparam("p")),
+            [{"c": c, "p": p} for c, p in pairs])
+
+        run_of = ids[number]
+        data: dict[str, Any] = {}
+        for field in _ASSESSMENT_FIELDS:
+            data[field] = _objects(frame[_ASSESSMENT_SOURCES.get(field, field)])
+        data["reason"] = _texts(data["reason"])
+        data["sources"] = [int(v or 0) for v in data["sources"].tolist()]
+        data["check_run_id"] = run_of
+        data["schedule_version"] = frame["schedule_version"].to_numpy(dtype=np.int64)
+        written = self._insert(_table(Assessment), data)
+
+        used = pd.notna(frame["figure_version"]).to_numpy(dtype=bool)
+        self._insert(_table(CheckFigure), {
+            "check_run_id": run_of[used], "measure_id": data["measure_id"][used],
+            "figure_period": data["figure_period"][used],
+            "version": frame["figure_version"].to_numpy()[used].astype(np.int64),
+            "source": _texts(data["source"][used])})
+        return {"check_runs": len(pairs), "assessments": written}
 
     def assessments(self, contract: str, period: str) -> pd.DataFrame:
         import pandas as pd
@@ -455,22 +596,71 @@ class Transaction:
 
     # --- records of the rules --------------------------------------------------------------
 
-    def replace_records(self, contract: str, findings: pd.DataFrame,
+    def replace_records(self, contracts: str | Sequence[str], findings: pd.DataFrame,
                         escalations: Sequence[Mapping[str, Any]]) -> dict[str, int]:
-        """Records are derived from the figures: a check replaces the contract's whole set."""
-        s = self.session
-        s.execute(delete(Finding).where(col(Finding.contract_id) == contract))
-        s.execute(delete(Escalation).where(col(Escalation.contract_id) == contract))
-        rows: list[dict[str, Any]] = findings.rename(columns={
-            "contract": "contract_id", "measure": "measure_id"}).to_dict("records")  # type: ignore[assignment]
-        for row in rows:
-            for key in ("value", "compared_with"):
-                row[key] = _none(row[key])
-        if rows:
-            s.execute(insert(Finding), rows)
-        if escalations:
-            s.execute(insert(Escalation), list(escalations))
-        return {"findings": len(rows), "escalations": len(escalations)}
+        """Records are derived from the figures: a check replaces the whole set of each
+        contract given (one, or many at once) with the findings and escalations given.
+
+        The findings are stored contract by contract in the order the contracts are given,
+        and numbered as replacing the contracts one after the other would number them."""
+        import numpy as np
+
+        conn = self.session.connection()
+        ids = [contracts] if isinstance(contracts, str) else list(dict.fromkeys(contracts))
+        finding = _table(Finding)
+        data: dict[str, Any] = {}
+        if len(findings):
+            rank = {cid: i for i, cid in enumerate(ids)}
+            position = findings["contract"].map(rank)
+            if bool(position.isna().any()):
+                raise ValueError("findings of a contract whose records are not replaced")
+            positions = position.to_numpy(dtype=np.int64)
+            order = positions.argsort(kind="stable")
+            findings = findings.iloc[order]
+            if conn.dialect.name != "postgresql":
+                data["id"] = self._finding_ids(ids, np.bincount(positions, minlength=len(ids)))
+        for table in (finding, _table(Escalation)):
+            for chunk in _chunks(ids):
+                conn.execute(delete(table).where(table.c.contract_id.in_(list(chunk))))
+        for name in finding.c.keys():
+            if name != "id":
+                data[name] = _objects(findings[_FINDING_SOURCES.get(name, name)])
+        found = self._insert(finding, data)
+        columns = _table(Escalation).c.keys()
+        self._insert(_table(Escalation),
+                     {name: [e.get(name) for e in escalations] for name in columns})
+        return {"findings": found, "escalations": len(escalations)}
+
+    def _finding_ids(self, contracts: Sequence[str], counts: Any) -> list[int]:
+        """The ids SQLite would give the findings (``counts`` of each contract) if each
+        contract's old findings were deleted and its new ones inserted, one contract after
+        the other: a new row takes the largest id held at that moment plus one."""
+        finding = _table(Finding)
+        conn = self.session.connection()
+        if len(contracts) > 500:
+            held = dict(conn.execute(select(finding.c.contract_id, func.max(finding.c.id))
+                                     .group_by(finding.c.contract_id)).all())
+            replaced = set(contracts)
+            largest = max((i for c, i in held.items() if c not in replaced), default=0)
+        else:
+            held = dict(conn.execute(
+                select(finding.c.contract_id, func.max(finding.c.id))
+                .where(finding.c.contract_id.in_(list(contracts)))
+                .group_by(finding.c.contract_id)).all())
+            largest = conn.execute(
+                select(finding.c.id).where(finding.c.contract_id.not_in(list(contracts)))
+                .order_by(finding.c.id.desc()).limit(1)).scalar() or 0
+        # The largest id among the contracts still waiting for their turn.
+        waiting = [0] * (len(contracts) + 1)
+        for k in range(len(contracts) - 1, -1, -1):
+            waiting[k] = max(waiting[k + 1], held.get(contracts[k], 0))
+        ids: list[int] = []
+        for k, count in enumerate(counts.tolist()):
+            start = max(largest, waiting[k + 1]) + 1
+            ids.extend(range(start, start + count))
+            if count:
+                largest = start + count - 1
+        return ids
 
     def findings(self, contract: str, period: str | None = None,
                  measure: str | None = None) -> list[Finding]:
@@ -550,6 +740,9 @@ class Transaction:
         query = select(AuditEntry).order_by(col(AuditEntry.id).desc()).limit(limit)
         return list(self.session.execute(query).scalars())
 
+
+_ASSESSMENT_SOURCES = {"contract_id": "contract", "measure_id": "measure"}
+_FINDING_SOURCES = _ASSESSMENT_SOURCES
 
 _ASSESSMENT_FIELDS = [
     "contract_id", "period", "measure_id", "figure_period", "value", "source", "sources",

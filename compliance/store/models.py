@@ -65,11 +65,10 @@ class Submission(SQLModel, table=True):
 class Figure(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("contract_id", "measure_id", "period", "source", "version"),
-        Index("ix_figure_lookup", "contract_id", "period", "measure_id", "version"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    submission_id: int = Field(foreign_key="submission.id", index=True)
+    submission_id: int = Field(foreign_key="submission.id")
     contract_id: str = Field(foreign_key="contract.id", max_length=100)
     measure_id: str = Field(max_length=100)
     period: str = Field(max_length=7)
