@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from compliance.checking import CheckResult
+    from compliance.progress import Progress
     from compliance.schedule import Schedule
     from compliance.store import Store, Transaction
 
@@ -121,6 +122,53 @@ def _user_errors() -> Iterator[None]:
 def _info(message: str) -> None:
     if not state.quiet:
         _console(stderr=True).print(message, markup=False, highlight=False)
+
+
+def _progress_console() -> Console | None:
+    """The console progress bars are drawn on: stderr, when it is an interactive terminal and
+    the command is neither ``--quiet`` nor running under CI (``$CI``)."""
+    if state.quiet or os.environ.get("CI"):
+        return None
+    if not (sys.stderr.isatty() or os.environ.get("FORCE_COLOR")
+            or os.environ.get("TTY_COMPATIBLE") == "1"):
+        return None  # answered without importing rich
+    from rich.console import Console
+
+    console = Console(stderr=True, highlight=False)
+    return console if console.is_terminal and console.is_interactive else None
+
+
+@contextmanager
+def _progress() -> Iterator[Progress | None]:
+    """A progress hook (compliance.progress) drawing one transient bar on stderr, from its
+    first report until the block ends; None where no bar is wanted (_progress_console)."""
+    console = _progress_console()
+    if console is None:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, TaskID, TextColumn, TimeElapsedColumn
+    from rich.progress import Progress as Bars
+
+    bars = Bars(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TimeElapsedColumn(), console=console, transient=True, redirect_stdout=False,
+                redirect_stderr=False)
+    task: list[TaskID] = []
+    shown = [""]
+
+    def report(stage: str, done: int, total: int) -> None:
+        if not task:
+            bars.start()
+            task.append(bars.add_task(stage, total=total))
+        # A new stage is drawn at once: a stage may end before the next timed refresh.
+        bars.update(task[0], description=stage, completed=done, total=total,
+                    refresh=stage != shown[0])
+        shown[0] = stage
+
+    try:
+        yield report
+    finally:
+        if task:
+            bars.stop()
 
 
 def _replaces(n: int) -> str:
@@ -249,22 +297,28 @@ def submit(
     """Import provider returns. Any error rejects the whole submission."""
     with _user_errors():
         store = _store()
-        with store.transaction(state.user) as tx:
-            counts = _submit(tx, files, contract)
+        with _progress() as progress, store.transaction(state.user) as tx:
+            counts = _submit(tx, files, contract, progress)
         _info(f"{_plural(counts['figures'], 'figure')} from "
               f"{_plural(counts['files'], 'file')} stored"
               + (f"; {_replaces(counts['new_versions'])}" if counts["new_versions"] else ""))
 
 
-def _submit(tx: Transaction, files: list[Path], contract: str | None) -> dict[str, int]:
+def _submit(tx: Transaction, files: list[Path], contract: str | None,
+            progress: Progress | None = None) -> dict[str, int]:
+    from compliance.progress import offset
     from compliance.returns import file_digest, parse_returns
 
     schedules = tx.schedules([contract] if contract else None)
     if not schedules:
         raise ComplianceError("the store holds no contracts: load a schedule first "
                               "(compliance contract load FILE)")
-    figures = parse_returns(files, schedules, contract)
+    # Reading each file, then storing the figures: one step more than there are files.
+    figures = parse_returns(files, schedules, contract,
+                            progress=offset(progress, 0, after=1) if progress else None)
     tx.lock(sorted(set(figures["contract"])))
+    if progress:
+        progress("storing the figures", len(files), len(files) + 1)
     counts = tx.submit(figures, {str(f): file_digest(f) for f in files})
     tx.audit("submit", _args(files=files, contract=contract), counts)
     return counts
@@ -287,8 +341,8 @@ def check(
     with _user_errors():
         periods = _periods(period, from_, to)
         store = _store()
-        with store.transaction(state.user) as tx:
-            result = _check(tx, contract or [], periods, returns or [])
+        with _progress() as progress, store.transaction(state.user) as tx:
+            result = _check(tx, contract or [], periods, returns or [], progress)
         _print_check(result, format)
 
 
@@ -308,7 +362,9 @@ def _periods(period: str | None, from_: str | None, to: str | None) -> list[str]
 
 
 def _check(tx: Transaction, contracts: list[str], periods: list[str],
-           returns: list[Path]) -> CheckResult:
+           returns: list[Path], progress: Progress | None = None) -> CheckResult:
+    """The check of the command line; ``progress`` hears of it only when it covers more than
+    one period or more than one contract."""
     from compliance.checking import run_check
 
     ids: list[str] = []
@@ -330,9 +386,11 @@ def _check(tx: Transaction, contracts: list[str], periods: list[str],
             raise ComplianceError(Problem(
                 f"{', '.join(outside)} is outside contract {cid} ({spec.starts or '...'} to "
                 f"{spec.ends or '...'})", column="--period"))
+    if len(periods) == 1 and len(schedules) == 1:
+        progress = None
     if returns:
-        _submit(tx, returns, ids[0] if len(ids) == 1 else None)
-    result = run_check(tx, schedules, periods)
+        _submit(tx, returns, ids[0] if len(ids) == 1 else None, progress)
+    result = run_check(tx, schedules, periods, progress=progress)
     tx.audit("check", _args(contracts=contracts, periods=periods, returns=returns),
              result.counts)
     return result

@@ -25,7 +25,10 @@ def check_documents(result: CheckResult) -> list[dict[str, Any]]:
     from compliance.checking import escalation_as_at
     from compliance.escalation import records
 
-    findings = records(result.rules.findings)
+    found = result.rules.findings
+    # The records of every period replayed, of which the documents show the periods checked.
+    findings = records(found[found["period"].isin(list(result.periods))]) if len(found) \
+        else []
     escalations = [e.row() for e in result.rules.escalations]
     docs = []
     for (cid, period), group in result.assessments.groupby(["contract", "period"], sort=True):

@@ -201,3 +201,175 @@ def test_demo_runs_both_seeds(tmp_path: Path) -> None:
 def test_every_command_is_documented(command: str) -> None:
     text = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
     assert f"## compliance {command}" in text
+
+
+# --- the schema revision without Alembic ------------------------------------------------------
+
+
+def test_head_revision_is_alembics_head() -> None:
+    """The head read from the revision files is the head Alembic finds: a new migration
+    cannot leave the store checking against an older schema."""
+    from alembic.script import ScriptDirectory
+
+    from compliance.store import MIGRATIONS, Store
+
+    assert Store.head() == ScriptDirectory(str(MIGRATIONS)).get_current_head()
+
+
+def test_revision_is_the_one_alembic_records(cli: Callable[..., Result], db_url: str) -> None:
+    from alembic.runtime.migration import MigrationContext
+
+    from compliance.store import Store
+
+    store = Store(db_url)
+    try:
+        assert store.revision() is None
+        assert cli("init").exit_code == 0
+        with store.engine.connect() as conn:
+            recorded = MigrationContext.configure(conn).get_current_revision()
+        assert store.revision() == recorded == Store.head()
+    finally:
+        store.dispose()
+
+
+def test_a_database_of_other_tables_is_refused(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "other.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("create table things (id integer primary key)")
+    conn.close()
+    result = CliRunner().invoke(app, ["--db", f"sqlite:///{path}", "check", "--period",
+                                      "2018-09"])
+    assert result.exit_code == 1
+    assert "holds tables that are not a compliance store" in result.stderr
+
+
+def test_check_does_not_import_what_it_does_not_use(cli: Callable[..., Result],
+                                                    db_url: str) -> None:
+    """A check of a current store neither migrates nor draws: Alembic (and the Mako and
+    Pygments it brings), the report's and workbook's libraries and rich stay unloaded."""
+    assert cli("contract", "load", SUNDERLAND).exit_code == 0
+    assert cli("submit", "--contract", "sunderland-tfc", SUNDERLAND_RETURN).exit_code == 0
+    code = ("import sys\nfrom compliance.cli import app\ntry:\n"
+            f"    app(['--db', {db_url!r}, '-q', 'check', '--contract', 'sunderland-tfc', "
+            "'--period', '2018-09', '--format', 'json'])\n"
+            "except SystemExit as exc:\n    assert not exc.code, exc.code\n"
+            "unused = ('alembic', 'mako', 'pygments', 'jinja2', 'matplotlib', 'openpyxl', "
+            "'rich')\n"
+            "print('loaded:' + ','.join(m for m in unused if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=ROOT)
+    assert json.loads(out.stdout[:out.stdout.rindex("loaded:")])["contract"] == \
+        "sunderland-tfc"
+    assert out.stdout.strip().splitlines()[-1] == "loaded:"
+
+
+# --- progress -------------------------------------------------------------------------------
+
+STAGES = ("reading", "storing the figures", "assessing", "storing the assessments",
+          "running the rules", "writing the records")
+
+
+def _off_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "CI"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def _on_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """stderr taken for an interactive terminal (rich reads FORCE_COLOR)."""
+    _off_terminal(monkeypatch)
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    monkeypatch.setenv("TERM", "xterm-256color")
+
+
+def _load_and_submit(cli: Callable[..., Result]) -> Result:
+    assert cli("contract", "load", SUNDERLAND, DARLINGTON).exit_code == 0
+    result = cli("submit", "--contract", "sunderland-tfc", SUNDERLAND_RETURN)
+    assert result.exit_code == 0, result.stderr
+    return result
+
+
+def test_no_progress_bar_when_stderr_is_not_a_terminal(cli: Callable[..., Result],
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    _off_terminal(monkeypatch)
+    submitted = _load_and_submit(cli)
+    checked = cli("check", "--from", "2018-07", "--to", "2018-09", "--format", "json")
+    assert checked.exit_code == 0, checked.stderr
+    assert submitted.stderr == "21 figures from 1 file stored\n"
+    assert checked.stderr == ""
+    assert len(checked.json()) == 6
+
+
+def test_progress_bar_on_a_terminal(cli: Callable[..., Result],
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    _on_terminal(monkeypatch)
+    submitted = _load_and_submit(cli)
+    assert "reading sunderland-tfc-2018-09.csv" in submitted.stderr
+    assert "storing the figures" in submitted.stderr
+    assert "21 figures from 1 file stored" in submitted.stderr
+
+    checked = cli("check", "--contract", "sunderland-tfc", "--from", "2018-08", "--to",
+                  "2018-09", "--format", "json")
+    assert checked.exit_code == 0, checked.stderr
+    for stage in ("assessing", "storing the assessments", "running the rules",
+                  "writing the records"):
+        assert stage in checked.stderr
+    # The bar is drawn on stderr only: the results stay clean.
+    assert [d["period"] for d in checked.json()] == ["2018-08", "2018-09"]
+
+    # One contract's one month is quick: no bar; nor with --quiet.
+    single = cli("check", "--contract", "sunderland-tfc", "--period", "2018-09",
+                 "--format", "json")
+    quiet = cli("-q", "check", "--from", "2018-08", "--to", "2018-09", "--format", "json")
+    for result in (single, quiet):
+        assert result.exit_code == 0, result.stderr
+        assert not any(stage in result.stderr for stage in STAGES)
+
+
+def test_progress_bar_is_not_drawn_under_ci(cli: Callable[..., Result],
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    _on_terminal(monkeypatch)
+    monkeypatch.setenv("CI", "true")
+    submitted = _load_and_submit(cli)
+    checked = cli("check", "--from", "2018-08", "--to", "2018-09", "--format", "json")
+    assert checked.exit_code == 0, checked.stderr
+    for result in (submitted, checked):
+        assert not any(stage in result.stderr for stage in STAGES)
+
+
+def test_a_check_reports_its_stages_in_order(cli: Callable[..., Result], db_url: str) -> None:
+    from compliance.checking import run_check
+    from compliance.store import Store
+
+    _load_and_submit(cli)
+    calls: list[tuple[str, int, int]] = []
+    store = Store(db_url)
+    try:
+        with store.transaction("tester") as tx:
+            run_check(tx, tx.schedules(), ["2018-07", "2018-08", "2018-09"],
+                      progress=lambda stage, done, total: calls.append((stage, done, total)))
+    finally:
+        store.dispose()
+    done = [d for _, d, _ in calls]
+    totals = {t for _, _, t in calls}
+    assert done[0] == 0 and done == sorted(done) and len(set(done)) > 2
+    assert len(totals) == 1 and done[-1] == totals.pop()
+    stages = [s for s, _, _ in calls]
+    assert stages[0] == "assessing"
+    assert stages.index("running the rules") < stages.index("writing the records")
+
+
+def test_reading_returns_reports_each_file(tmp_path: Path) -> None:
+    from compliance.returns import parse_returns
+    from compliance.schedule import load_schedule
+
+    schedule = load_schedule(SUNDERLAND)
+    first, second = tmp_path / "a.csv", tmp_path / "b.csv"
+    first.write_text("measure,period,value\nKPI1,2018-08,99\n")
+    second.write_text("measure,period,value\nKPI1,2018-09,98\n")
+    calls: list[tuple[str, int, int]] = []
+    figures = parse_returns([first, second], {schedule.id: schedule}, schedule.id,
+                            progress=lambda stage, done, total: calls.append((stage, done, total)))
+    assert len(figures) == 2
+    assert calls == [("reading a.csv", 0, 2), ("reading b.csv", 1, 2), ("returns read", 2, 2)]
