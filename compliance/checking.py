@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -57,7 +58,11 @@ def history_with_features(tx: Transaction, schedules: Mapping[str, Schedule],
 
 def _lateness(history: pd.DataFrame, schedules: Mapping[str, Schedule],
               received: Mapping[tuple[str, str], Any]) -> pd.DataFrame:
-    """Days after its due date that each figure's return arrived (``return_due_day``)."""
+    """Days after its due date that each figure's return arrived (``return_due_day``).
+
+    The column is added to ``history`` itself, which is returned.
+    """
+    import numpy as np
     import pandas as pd
 
     from compliance.periods import return_due
@@ -66,23 +71,35 @@ def _lateness(history: pd.DataFrame, schedules: Mapping[str, Schedule],
         return history
     days_due = {cid: s.contract.return_due_day for cid, s in schedules.items()
                 if s.contract.return_due_day}
-    history = history.copy()
-    if not days_due or not received:
-        history["days_late"] = float("nan")
-        return history
-    arrivals = pd.DataFrame([(c, p, at) for (c, p), at in received.items()],
-                            columns=["contract", "figure_period", "arrived"])
-    arrivals["arrived"] = pd.to_datetime(arrivals["arrived"], utc=True).dt.date
-    frame = history[["contract", "period", "figure_period"]].merge(
-        arrivals, on=["contract", "figure_period"], how="left")
-    frame["day"] = frame["contract"].map(days_due)
-    pairs = frame[["period", "day"]].dropna().drop_duplicates()
-    due = {(p, d): return_due(p, int(d)) for p, d in zip(pairs["period"], pairs["day"],
-                                                         strict=True)}
-    frame["due"] = [due.get((p, d)) for p, d in zip(frame["period"], frame["day"],
-                                                    strict=True)]
-    late = pd.to_datetime(frame["arrived"]) - pd.to_datetime(frame["due"])
-    history["days_late"] = late.dt.days.astype(float).to_numpy()
+    late = np.full(len(history), np.nan)
+    if days_due and received:
+        # Each distinct contract, period and figure period is looked up once.
+        contract_code, contracts = pd.factorize(history["contract"])
+        period_code, periods = pd.factorize(history["period"])
+        figure_code, figure_periods = pd.factorize(history["figure_period"])
+        day = np.array([days_due.get(c, 0) for c in contracts], dtype=np.int64)[contract_code]
+        # The date each row's return was due, as days since the epoch (0 when none is set).
+        combo, combo_code = np.unique(period_code * 32 + day, return_inverse=True)
+        due = np.array([0 if c % 32 == 0 else
+                        (return_due(str(periods[c // 32]), int(c % 32))
+                         - dt.date(1970, 1, 1)).days for c in combo.tolist()],
+                       dtype=np.int64)[combo_code.reshape(-1)]
+        # The day each figure period's return arrived (-1 when it is not known).
+        arrived = np.full(len(contracts) * len(figure_periods), -1, dtype=np.int64)
+        where_contract = {c: i for i, c in enumerate(contracts)}
+        where_figure = {f: i for i, f in enumerate(figure_periods)}
+        for (cid, figure_period), at in received.items():
+            c = where_contract.get(cid, -1)
+            f = where_figure.get(figure_period, -1)
+            if c >= 0 and f >= 0:
+                when = pd.Timestamp(at)
+                when = when.tz_localize("UTC") if when.tzinfo is None else when.tz_convert(
+                    "UTC")
+                arrived[c * len(figure_periods) + f] = (when.date() - dt.date(1970, 1, 1)).days
+        row_arrived = arrived[contract_code * len(figure_periods) + figure_code]
+        known = (row_arrived >= 0) & (day > 0) & (figure_code >= 0)
+        late[known] = (row_arrived - due)[known]
+    history["days_late"] = late
     return history
 
 
