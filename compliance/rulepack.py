@@ -137,8 +137,12 @@ def load_pack(name: str) -> RulePack:
         cached = _PACKS.get(key)
         if cached is not None:
             return cached
+        saved = _saved_pack(key)
+        if saved is not None:
+            return _keep(key, saved)
         quick = _quick_pack(file, data)
         if quick is not None:
+            _save_pack(key, quick)
             return _keep(key, quick)
     pack, problems = validate_pack(path)
     if pack is None or any(p.severity == "error" for p in problems):
@@ -146,6 +150,46 @@ def load_pack(name: str) -> RulePack:
     if key is not None and _digest(path) == key[1]:
         _keep(key, pack)
     return pack
+
+
+def cache_dir() -> Path:
+    """Where validated packs are kept between commands: $COMPLIANCE_CACHE_DIR, else
+    $XDG_CACHE_HOME/compliance, else ~/.cache/compliance."""
+    env = os.environ.get("COMPLIANCE_CACHE_DIR")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "compliance"
+
+
+def _saved_name(key: tuple[str, bytes]) -> Path:
+    """The cache file of a pack: named by the pack's path and content and by the code that
+    validated it, so that a changed pack or a changed validation never reads an old entry."""
+    digest = hashlib.sha256(key[0].encode() + b"\0" + key[1])
+    digest.update(Path(__file__).read_bytes())
+    return cache_dir() / "packs" / f"{digest.hexdigest()}.json"
+
+
+def _saved_pack(key: tuple[str, bytes]) -> RulePack | None:
+    """A pack validated by an earlier command, if one is kept; None otherwise."""
+    try:
+        text = _saved_name(key).read_text(encoding="utf-8")
+        pack = RulePack.model_validate_json(text)
+    except (OSError, ValueError):
+        return None
+    return pack if pack.path == key[0] else None
+
+
+def _save_pack(key: tuple[str, bytes], pack: RulePack) -> None:
+    """Keep a validated pack for later commands; a cache that cannot be written is skipped."""
+    target = _saved_name(key)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{target.name}.{os.getpid()}")
+        partial.write_text(pack.model_dump_json(), encoding="utf-8")
+        os.replace(partial, target)
+    except OSError:
+        return
 
 
 def _digest(path: Path) -> bytes | None:

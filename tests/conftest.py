@@ -22,6 +22,18 @@ SUNDERLAND_RETURN = EXAMPLES / "sunderland-tfc-2018-09.csv"
 DARLINGTON_RETURN = EXAMPLES / "darlington-2017-q2.csv"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _pack_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Validated rule packs are kept in a folder of the test session, not the user's."""
+    saved = os.environ.get("COMPLIANCE_CACHE_DIR")
+    os.environ["COMPLIANCE_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if saved is None:
+        os.environ.pop("COMPLIANCE_CACHE_DIR", None)
+    else:
+        os.environ["COMPLIANCE_CACHE_DIR"] = saved
+
+
 class Result:
     def __init__(self, exit_code: int, stdout: str, stderr: str) -> None:
         self.exit_code, self.stdout, self.stderr = exit_code, stdout, stderr

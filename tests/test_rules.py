@@ -632,3 +632,60 @@ def test_quick_read_leaves_anything_unusual_to_the_located_read(document: str) -
     from compliance import rulepack
 
     assert not rulepack._plain_nodes(YAML(typ="safe", pure=True).compose(document))  # noqa: SLF001
+
+
+def test_a_validated_pack_is_kept_for_later_commands(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from compliance import rulepack
+
+    monkeypatch.setenv("COMPLIANCE_CACHE_DIR", str(tmp_path / "cache"))
+    pack = tmp_path / "mine.yaml"
+    pack.write_text((ROOT / "rules" / "standard.yaml").read_text(encoding="utf-8"),
+                    encoding="utf-8")
+    first = rulepack.load_pack(str(pack))
+    assert len(list((tmp_path / "cache" / "packs").glob("*.json"))) == 1
+
+    # A later command (a fresh process: nothing in memory) reads the kept pack, not the YAML.
+    rulepack._PACKS.clear()
+
+    def unread(*_: Any) -> None:
+        raise AssertionError("the pack was parsed again")
+
+    monkeypatch.setattr(rulepack, "_quick_pack", unread)
+    monkeypatch.setattr(rulepack, "validate_pack", unread)
+    assert rulepack.load_pack(str(pack)) == first
+    monkeypatch.undo()
+    monkeypatch.setenv("COMPLIANCE_CACHE_DIR", str(tmp_path / "cache"))
+
+    # A changed pack is read afresh and kept under another name.
+    rulepack._PACKS.clear()
+    text = pack.read_text(encoding="utf-8")
+    changed = text.replace("good_periods_to_resolve: 2", "good_periods_to_resolve: 4")
+    assert changed != text
+    pack.write_text(changed, encoding="utf-8")
+    second = rulepack.load_pack(str(pack))
+    assert second.settings["good_periods_to_resolve"] == 4
+    assert len(list((tmp_path / "cache" / "packs").glob("*.json"))) == 2
+
+    # A damaged entry is ignored (and replaced); an invalid pack is never kept.
+    for kept in (tmp_path / "cache" / "packs").glob("*.json"):
+        kept.write_text("{not json", encoding="utf-8")
+    rulepack._PACKS.clear()
+    assert rulepack.load_pack(str(pack)) == second
+    pack.write_text(changed.replace("good_periods_to_resolve: 4",
+                                    "good_periods_to_resolve: nope"), encoding="utf-8")
+    rulepack._PACKS.clear()
+    with pytest.raises(rulepack.RulesError):
+        rulepack.load_pack(str(pack))
+    assert len(list((tmp_path / "cache" / "packs").glob("*.json"))) == 2
+
+
+def test_a_cache_that_cannot_be_written_is_skipped(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from compliance import rulepack
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder", encoding="utf-8")
+    monkeypatch.setenv("COMPLIANCE_CACHE_DIR", str(blocker / "cache"))
+    rulepack._PACKS.clear()
+    assert rulepack.load_pack("standard").pack == "standard"
