@@ -373,3 +373,27 @@ def test_reading_returns_reports_each_file(tmp_path: Path) -> None:
                             progress=lambda stage, done, total: calls.append((stage, done, total)))
     assert len(figures) == 2
     assert calls == [("reading a.csv", 0, 2), ("reading b.csv", 1, 2), ("returns read", 2, 2)]
+
+
+def test_console_entry_point_exits_with_the_command_code_and_all_its_output(
+        tmp_path: Path) -> None:
+    """The entry point ends the process itself: codes and output are those of the command."""
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "compliance.cli", *args],
+                              capture_output=True, text=True, cwd=tmp_path, timeout=120,
+                              env={**os.environ, "COLUMNS": "200"})
+
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    made = run("--db", url, "init")
+    assert made.returncode == 0, made.stderr
+    assert "store ready" in made.stderr
+    assert run("--db", url, "check", "--contract", "x").returncode == 2
+    wrong = run("--db", "nosuchdb://x", "init")
+    assert wrong.returncode == 1
+    assert "cannot use the store" in wrong.stderr
+    shown = run("rules", "show", "standard")
+    assert shown.returncode == 0, shown.stderr
+    expected = CliRunner().invoke(app, ["rules", "show", "standard"],
+                                  env={"COLUMNS": "200"})
+    assert shown.stdout == expected.stdout
+    assert "kpi-breach" in shown.stdout
