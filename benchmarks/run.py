@@ -303,6 +303,13 @@ def _wall(command: Sequence[str], runs: int, env: dict[str, str] | None = None,
     return statistics.median(times)
 
 
+def _hidden(url: str) -> str:
+    """A store URL as printed: without its password."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
 def _sqlite_file(url: str) -> Path | None:
     return Path(url[len("sqlite:///"):]) if url.startswith("sqlite:///") else None
 
@@ -355,10 +362,9 @@ def help_measure(runs: int) -> dict[str, Any]:
     compliance = str(BIN / "compliance")
     seconds = _wall([compliance, "--help"], runs)
     probe = ("import contextlib, io, json, sys\n"
-             "sys.argv = ['compliance', '--help']\n"
-             "from compliance.cli import main\n"
+             "from compliance.cli import app\n"
              "with contextlib.redirect_stdout(io.StringIO()):\n"
-             "    try:\n        main()\n    except SystemExit:\n        pass\n"
+             "    try:\n        app(['--help'])\n    except SystemExit:\n        pass\n"
              "heavy = ['pandas', 'sqlalchemy', 'sqlmodel', 'numpy', 'durable', 'alembic']\n"
              "print(json.dumps(sorted(m for m in heavy if m in sys.modules)))\n")
     done = subprocess.run([PYTHON, "-c", probe], capture_output=True, text=True, cwd=ROOT,
@@ -640,6 +646,7 @@ def main(argv: list[str] | None = None) -> int:
         {"command": command, "environment": env_note, "summary": table, "extra": extra,
          "runs": by_size}, indent=2, default=str), encoding="utf-8")
     print(f"\n$ {command}\n")
+    print(f"store: {'SQLite, a file in ' + str(work) if not args.db else _hidden(args.db)}\n")
     print(text)
     print(f"\ncompliance --help: {extra['help_s']:.3f}s; `python -c \"{BARE_IMPORT}\"`: "
           f"{extra['bare_import_s']:.2f}s\n")
