@@ -62,34 +62,57 @@ def measure_table(schedules: SchedulesInForce) -> pd.DataFrame:
         for i, (version, _) in enumerate(versions):
             nxt = versions[i + 1][0] if i + 1 < len(versions) else None
             ends[(cid, version)] = starts[(cid, nxt)] if nxt is not None else NO_END
+    linear = [(i + 1) / 12 for i in range(12)]
     rows = []
     for schedule, version, _ in items:
+        contract = schedule.contract
+        year_start = contract.year_start_month
+        starts_at = month_index(contract.starts) if contract.starts else -1
+        margin = contract.settings.get("recovery_margin", np.nan)
+        in_force_from, in_force_to = starts[(schedule.id, version)], ends[(schedule.id, version)]
         for order, m in enumerate(schedule.measures):
             target = m.target_range
             band = m.tolerance_band()
-            profile = [(i + 1) / 12 for i in range(12)] if m.profile == "linear" else m.profile
+            far = m.far_bound()
             rows.append({
-                "contract": schedule.id, "measure": m.id, "order": order, "kind": m.kind,
-                "unit": m.unit, "polarity": m.polarity, "frequency": schedule.frequency(m),
+                "contract": schedule.id, "measure": m.id, "order": order,
+                "kind": m.kind, "unit": m.unit, "polarity": m.polarity,
+                "frequency": schedule.frequency(m),
                 "accumulation": m.accumulation, "judged": m.judged,
                 "target": m.target if isinstance(m.target, float | int) else np.nan,
                 "target_low": target[0] if target else np.nan,
                 "target_high": target[1] if target else np.nan,
                 "tolerance_low": band[0] if band else np.nan,
                 "tolerance_high": band[1] if band else np.nan,
-                "far_bound": m.far_bound() if m.far_bound() is not None else np.nan,
+                "far_bound": far if far is not None else np.nan,
                 "lag_months": m.lag_months, "primary_source": m.primary_source or "",
-                "year_start_month": schedule.contract.year_start_month,
-                "starts": month_index(schedule.contract.starts) if schedule.contract.starts
-                else -1,
-                "profile": profile, "schedule_version": version,
+                "year_start_month": year_start, "starts": starts_at,
+                "profile": list(linear) if m.profile == "linear" else m.profile,
+                "schedule_version": version,
                 "recovery_margin": (m.recovery_margin if m.recovery_margin is not None
-                                    else schedule.contract.settings.get("recovery_margin",
-                                                                        np.nan)),
-                "in_force_from": starts[(schedule.id, version)],
-                "in_force_to": ends[(schedule.id, version)],
+                                    else margin),
+                "in_force_from": in_force_from, "in_force_to": in_force_to,
             })
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    # Equal texts of different schedules become one object: the assessment then gathers
+    # rows from a few shared objects rather than one per measure.
+    for name in _SHARED_TEXTS:
+        if name in table and table[name].dtype == object:
+            table[name] = _shared_texts(table[name].to_numpy())
+    return table
+
+
+_SHARED_TEXTS = ("contract", "measure", "kind", "unit", "polarity", "frequency", "accumulation",
+                 "judged", "primary_source")
+
+
+def _shared_texts(values: Any) -> Any:
+    """An object column with equal values held as one object each (missing values kept)."""
+    codes, uniques = pd.factorize(values)
+    shared = np.array(values, dtype=object)
+    known = codes >= 0
+    shared[known] = np.asarray(uniques, dtype=object)[codes[known]]
+    return shared
 
 
 MET, WITHIN, BREACH, NOT_REPORTED, NOT_DUE, MONITOR = range(len(STATUSES))

@@ -37,21 +37,30 @@ def spc_settings(schedules: Mapping[str, Schedule]) -> dict[str, Any]:
 
 def history_with_features(tx: Transaction, schedules: Mapping[str, Schedule],
                           through: Mapping[str, str],
-                          first: Mapping[str, str] | None = None) -> pd.DataFrame:
+                          first: Mapping[str, str] | None = None, *,
+                          in_force: Sequence[tuple[Schedule, int, str | None]] | None = None
+                          ) -> pd.DataFrame:
     """Every measure-period of the contracts up to ``through``, with the rules' features.
 
     A measure's history starts at its first figure or at the contract's first checked
-    period (or ``first``), whichever is earlier.
+    period (or ``first``), whichever is earlier. ``in_force`` is
+    ``tx.schedule_versions(list(schedules))`` when the caller already holds it.
     """
     from compliance.assess import add_features, assess, measure_table
 
     figures = tx.latest_figures(list(schedules), up_to=max(through.values()))
-    in_force = tx.schedule_versions(list(schedules))
+    if in_force is None:
+        in_force = tx.schedule_versions(list(schedules))
+    given = first or {}
+    unknown = [cid for cid in through if not given.get(cid)]
+    checked = tx.checked_periods(unknown) if unknown else {}
     spans = {}
     for cid, last in through.items():
-        start = (first or {}).get(cid) or tx.checked_from(cid) or last
+        start = given.get(cid) or checked.get(cid, (None,))[0] or last
         spans[cid] = [min(start, last), last]
-    history = assess(measure_table(in_force), figures, spans, history=True)
+    measures = measure_table(in_force)
+    history = assess(measures, figures, spans, history=True)
+    del figures, measures
     history = _lateness(history, schedules, tx.returns_received(list(schedules)))
     return add_features(history, spc_settings(schedules))
 
@@ -115,23 +124,37 @@ def run_check(tx: Transaction, schedules: dict[str, Schedule], periods: Sequence
     ``progress`` hears of the stages: assessing, storing the assessments, running the rules,
     writing the records (see compliance.progress).
     """
+    import pandas as pd
+
     from compliance.progress import no_progress, offset
 
     report = progress or no_progress
     report("assessing", 0, 4)
-    tx.lock(list(schedules))
-    through = {cid: max(max(periods), tx.checked_through(cid) or "") for cid in schedules}
-    first = {cid: min(min(periods), tx.checked_from(cid) or "9999-12") for cid in schedules}
-    history = history_with_features(tx, schedules, through, first)
-    assessments = (history[history["period"].isin(list(periods))].reset_index(drop=True)
-                   if not history.empty else history)
-    versions = {cid: tx.schedule_version(cid) for cid in schedules}
+    ids = list(schedules)
+    tx.lock(ids)
+    checked = tx.checked_periods(ids)
+    through = {cid: max(max(periods), checked[cid][1] if cid in checked else "")
+               for cid in schedules}
+    first = {cid: min(min(periods), checked[cid][0] if cid in checked else "9999-12")
+             for cid in schedules}
+    in_force = tx.schedule_versions(ids)
+    history = history_with_features(tx, schedules, through, first, in_force=in_force)
+    if history.empty:
+        assessments = history
+    else:
+        wanted = history["period"].isin(list(periods)).to_numpy()
+        if wanted.all():
+            # Every period of the history checked: the assessments share its columns.
+            assessments = history.copy(deep=False)
+            assessments.index = pd.RangeIndex(len(assessments))
+        else:
+            assessments = history[wanted].reset_index(drop=True)
+    versions = tx.current_versions(ids)
     report("storing the assessments", 1, 4)
     counts = tx.save_assessments(assessments, versions)
 
     rules, written = _derive(tx, schedules, history, progress=offset(progress, 2))
     counts.update(written)
-    in_force = tx.schedule_versions(list(schedules))
     report("done", 4, 4)
     return CheckResult(schedules=schedules, periods=list(periods), assessments=assessments,
                        rules=rules, counts=counts,

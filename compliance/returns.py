@@ -600,8 +600,10 @@ def _long_form_fast(names: list[str], seen: dict[str, int], columns: list[_Colum
         units.append(measure.unit)
         frequencies.append(schedule.frequency(measure))
     pair_contract = pairs // len(measure_col.uniques)
-    unit = np.asarray(units, dtype=object)[pair_code]
-    frequency = np.asarray(frequencies, dtype=object)[pair_code]
+
+    def per_pair(flags: list[bool]) -> Any:
+        """Each row's flag, from one flag per (contract, measure) pair."""
+        return np.asarray(flags, dtype=bool)[pair_code]
 
     # Periods.
     period_col = col("period")
@@ -624,9 +626,10 @@ def _long_form_fast(names: list[str], seen: dict[str, int], columns: list[_Colum
     month = pidx % 12 + 1
     year_start = np.array([schedules[c].contract.year_start_month for c in ids])
     elapsed = (month - year_start[contract_code]) % 12 + 1
-    misdated = (((frequency == "quarterly") & (elapsed % 3 != 0))
-                | ((frequency == "annual") & (elapsed != 12))
-                | ((frequency == "termly") & ~np.isin(month, TERM_END_MONTHS)))
+    misdated = ((per_pair([f == "quarterly" for f in frequencies]) & (elapsed % 3 != 0))
+                | (per_pair([f == "annual" for f in frequencies]) & (elapsed != 12))
+                | (per_pair([f == "termly" for f in frequencies])
+                   & ~np.isin(month, TERM_END_MONTHS)))
     if bool(misdated.any()):
         return None
 
@@ -651,7 +654,7 @@ def _long_form_fast(names: list[str], seen: dict[str, int], columns: list[_Colum
         return None
     assert value_col is not None
     percent_sign = cells(value_col, [t.endswith("%") for t in value_col.text], False)
-    is_percent = unit == "percent"
+    is_percent = per_pair([u == "percent" for u in units])
     if bool((percent_sign & ~is_percent).any()):
         return None
     has_num, has_den = ~np.isnan(numerator), ~np.isnan(denominator)
@@ -670,11 +673,11 @@ def _long_form_fast(names: list[str], seen: dict[str, int], columns: list[_Colum
     with np.errstate(invalid="ignore"):
         bad = has_value & (
             (is_percent & ~((value >= 0) & (value <= 100)))
-            | ((unit != "number") & (value < 0))
+            | (per_pair([u != "number" for u in units]) & (value < 0))
             | (np.abs(value) > 1e12))
         half = cells(value_col, [_half_step(u) for u in value_col.uniques], 0.0)
         bad |= has_value & ratio & (np.abs(expected - value) > half + 1e-9)
-        bad |= has_value & (unit == "count") & has_num & ~has_den & (
+        bad |= has_value & per_pair([u == "count" for u in units]) & has_num & ~has_den & (
             np.abs(numerator - value) > 1e-9)
     if bool(bad.any()):
         return None

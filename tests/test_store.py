@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from sqlalchemy import MetaData, Table, create_engine, insert, inspect, select, text
 from sqlmodel import SQLModel
 
@@ -469,3 +470,72 @@ def test_records_of_several_contracts_replaced_at_once(
         == [("c2", "2018-01"), ("c3", "2018-03"), ("c3", "2018-05")]
     for store in stores:
         store.dispose()
+
+
+def test_a_submission_of_more_rows_than_one_statement_holds_keeps_every_row(
+        make_store: Callable[[], StoreRef]) -> None:
+    store = _loaded(make_store())
+    count = 250  # more than two statements' worth of rows on SQLite, and some left over
+    figures = _figures([
+        (SUNDERLAND_ID, "KPI1", "2018-09", NAN if i % 3 else float(i), NAN,
+         float(i) if i % 2 else NAN, f"s{i}", i, "" if i % 4 else f"note {i}", i + 2)
+        for i in range(count)], "big.csv")
+    with store.transaction("provider") as tx:
+        assert tx.submit(figures, {"big.csv": "5" * 64}) == {
+            "files": 1, "figures": count, "new_versions": 0}
+    rows = _table_rows(store, "figure", "id")
+    assert [r[0] for r in rows] == list(range(1, count + 1))
+    assert [(r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12])
+            for r in rows] == [
+        (1, SUNDERLAND_ID, "KPI1", "2018-09", f"s{i}", i, 1, None if i % 3 else float(i),
+         None, float(i) if i % 2 else None, "" if i % 4 else f"note {i}", i + 2)
+        for i in range(count)]
+    store.dispose()
+
+
+def test_chunked_writes_and_reads_keep_every_row_in_order(
+        make_store: Callable[[], StoreRef], monkeypatch: pytest.MonkeyPatch) -> None:
+    import compliance.store
+
+    frame = _assessments()
+    versions = {SUNDERLAND_ID: 1, DARLINGTON_ID: 1}
+    whole, chunked = _loaded(make_store()), _loaded(make_store())
+    figures = _figures([(SUNDERLAND_ID, "KPI1", f"2018-{m:02d}", float(m), NAN, NAN,
+                         "" if m % 2 else "survey", m % 2, "", m) for m in range(1, 13)],
+                       "year.csv")
+    read = {}
+    for store, size in ((whole, 10_000), (chunked, 4)):
+        monkeypatch.setattr(compliance.store, "_INSERT_CHUNK", size)
+        monkeypatch.setattr(compliance.store, "_FETCH_CHUNK", size)
+        with store.transaction() as tx:
+            tx.submit(figures, {"year.csv": "4" * 64})
+            tx.save_assessments(frame.sample(frac=1, random_state=5), versions)
+            read[size] = tx.latest_figures([SUNDERLAND_ID, DARLINGTON_ID])
+    pd.testing.assert_frame_equal(read[4], read[10_000])
+    assert read[4]["period"].tolist() == [f"2018-{m:02d}" for m in range(1, 13)]
+    for table, order in {"figure": "id", "assessment": "rowid",
+                         "check_figure": "check_run_id, measure_id"}.items():
+        if table == "assessment" and whole.engine.dialect.name != "sqlite":
+            order = "contract_id, period, measure_id"
+        assert _table_rows(chunked, table, order) == _table_rows(whole, table, order), table
+    whole.dispose()
+    chunked.dispose()
+
+
+def test_checked_periods_and_current_versions_of_many_contracts(
+        make_store: Callable[[], StoreRef]) -> None:
+    from compliance.errors import StoreError
+
+    store = _loaded(make_store())
+    with store.transaction() as tx:
+        assert tx.checked_periods([SUNDERLAND_ID, DARLINGTON_ID]) == {}
+        tx.save_assessments(_assessments(), {SUNDERLAND_ID: 1, DARLINGTON_ID: 1})
+        assert tx.checked_periods([SUNDERLAND_ID, DARLINGTON_ID]) == {
+            cid: (tx.checked_from(cid), tx.checked_through(cid))
+            for cid in (SUNDERLAND_ID, DARLINGTON_ID)}
+        assert tx.current_versions([DARLINGTON_ID, SUNDERLAND_ID]) == {
+            DARLINGTON_ID: tx.schedule_version(DARLINGTON_ID),
+            SUNDERLAND_ID: tx.schedule_version(SUNDERLAND_ID)}
+        with pytest.raises(StoreError, match="unknown contract 'nowhere'"):
+            tx.current_versions([SUNDERLAND_ID, "nowhere"])
+    store.dispose()

@@ -12,7 +12,7 @@ import getpass
 import hashlib
 import json
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -101,6 +101,53 @@ def _texts(values: Any) -> list[Any]:
     return [v or "" for v in _objects(values).tolist()]
 
 
+def _strings(values: Any, convert: Callable[[Any], Any]) -> Any:
+    """A text column as an object array: as it is if every value is a string (which
+    ``convert`` would leave as they are), else through ``convert``."""
+    import numpy as np
+    from pandas.api.types import infer_dtype
+
+    array = np.asarray(values, dtype=object)
+    return array if infer_dtype(array, skipna=False) == "string" else convert(values)
+
+
+# Rows per INSERT statement on SQLite: at most 999 values in one statement (the smallest
+# limit SQLite has had), one statement for many rows costs less than one for each.
+_SQLITE_VALUES = 999
+
+
+def _sqlite_insert(conn: Any, table: Table, constants: Mapping[str, int],
+                   data: Mapping[str, Any]) -> int:
+    """Rows into a SQLite table inside the connection's transaction, given column by column
+    as arrays of values SQLite takes as they are (integers, strings, floats; a NaN float is
+    stored as NULL, as SQLite stores every NaN it is given), with integer columns of one
+    value for every row written into the statement. Several rows go into each statement."""
+    import itertools
+
+    names = [*constants, *data]
+    lists = [data[name].tolist() for name in data]
+    if not lists or not lists[0]:
+        return 0
+    count = len(lists[0])
+    width = len(data)
+    row = "(" + ", ".join([str(int(constants[name])) for name in constants]
+                          + ["?"] * width) + ")"
+    quoted = ", ".join(f'"{name}"' for name in names)
+    into = f'INSERT INTO "{table.name}" ({quoted}) VALUES '
+    per = max(_SQLITE_VALUES // width, 1)
+    rows = zip(*lists, strict=True)
+    full = count // per
+    if full:
+        statement = into + ", ".join([row] * per)
+        conn.exec_driver_sql(statement, [
+            tuple(itertools.chain.from_iterable(itertools.islice(rows, per)))
+            for _ in range(full)])
+    if count % per:
+        conn.exec_driver_sql(into + ", ".join([row] * (count % per)),
+                             tuple(itertools.chain.from_iterable(rows)))
+    return count
+
+
 def _table(model: Any) -> Table:
     """The Core table of a table model."""
     table: Table = model.__table__
@@ -110,6 +157,36 @@ def _table(model: Any) -> Table:
 def _chunks(items: Sequence[Any], size: int = 500) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
+
+
+_FIGURE_COLUMNS = ["contract", "measure", "period", "value", "numerator", "denominator",
+                   "source", "source_rank", "comment", "version"]
+# Columns of figures whose few distinct texts are shared rather than held once per row.
+_SHARED_TEXTS = ("contract", "measure", "period", "source")
+
+
+def _shared_texts(values: Any) -> Any:
+    """An object column with equal values held as one object each (missing values kept)."""
+    import numpy as np
+    import pandas as pd
+
+    codes, uniques = pd.factorize(values)
+    shared = np.array(values, dtype=object)
+    known = codes >= 0
+    shared[known] = np.asarray(uniques, dtype=object)[codes[known]]
+    return shared
+
+
+def _figure_frame(rows: list[Any]) -> pd.DataFrame:
+    """Rows of ``latest_figures`` as its frame."""
+    import pandas as pd
+
+    frame = pd.DataFrame.from_records(rows, columns=_FIGURE_COLUMNS, coerce_float=True)
+    for name in _SHARED_TEXTS:
+        if frame[name].dtype == object:
+            frame[name] = _shared_texts(frame[name].to_numpy())
+    return frame.astype({"value": "float64", "numerator": "float64",
+                         "denominator": "float64"})
 
 
 class Store:
@@ -230,6 +307,16 @@ class Transaction:
     def __init__(self, session: Session, user: str) -> None:
         self.session = session
         self.user = user
+        # Schedules parsed in this transaction, by contract, version and digest.
+        self._parsed: dict[tuple[str, int, str], Schedule] = {}
+
+    def _schedule(self, row: ScheduleVersion) -> Schedule:
+        """A stored schedule version, parsed once per transaction (schedules are frozen)."""
+        key = (row.contract_id, row.version, row.sha256)
+        schedule = self._parsed.get(key)
+        if schedule is None:
+            schedule = self._parsed[key] = schedule_from_json(row.spec_json)
+        return schedule
 
     def lock(self, contracts: Sequence[str]) -> None:
         """Hold the contracts until this transaction ends, so that two officers working on
@@ -246,10 +333,14 @@ class Transaction:
 
     # --- bulk writes ---------------------------------------------------------------------
 
-    def _insert(self, table: Any, data: Mapping[str, Any]) -> int:
-        """Rows into a table in one statement, given column by column (equal lengths):
-        COPY on PostgreSQL, one ``executemany`` elsewhere, inside the session's transaction.
-        Values pass through the columns' types as SQLAlchemy's own inserts would pass them."""
+    def _insert(self, table: Any, data: Mapping[str, Any], rows: Any = None) -> int:
+        """Rows into a table, given column by column (equal lengths): COPY on PostgreSQL,
+        ``executemany`` elsewhere, inside the session's transaction. Values pass through the
+        columns' types as SQLAlchemy's own inserts would pass them.
+
+        ``rows`` (positions into the columns) picks the rows to insert and their order; every
+        row in order by default. Rows are prepared and sent ``_INSERT_CHUNK`` at a time, so
+        only one chunk's Python values are held at once."""
         import numpy as np
         from sqlalchemy import Float
 
@@ -259,32 +350,57 @@ class Transaction:
         # prepare the values here); any other database gets them through SQLAlchemy.
         direct = dialect.name == "postgresql" or dialect.paramstyle == "qmark"
         columns = list(data)
-        values: list[list[Any]] = []
-        for name in columns:
-            column = data[name]
-            kind = table.c[name].type
-            process = kind.dialect_impl(dialect).bind_processor(dialect) if direct else None
-            if type(kind) is Float:  # NaN is NULL
-                column = _objects(np.asarray(column, dtype=np.float64))
-            elif process is not None:
-                column = [process(v) for v in column]
-            values.append(column.tolist() if isinstance(column, np.ndarray) else list(column))
-        rows = list(zip(*values, strict=True))
-        if not rows:
+        data = {name: (data[name].to_numpy() if hasattr(data[name], "to_numpy")
+                       else data[name] if isinstance(data[name], np.ndarray | list)
+                       else list(data[name])) for name in columns}
+        lengths = {len(data[name]) for name in columns}
+        if len(lengths) > 1:
+            raise ValueError(f"columns of unequal lengths for {table.name}: {sorted(lengths)}")
+        picked = None if rows is None else np.asarray(rows, dtype=np.int64)
+        total = (lengths.pop() if lengths else 0) if picked is None else len(picked)
+        if not columns or not total:
             return 0
+        floats = [type(table.c[name].type) is Float for name in columns]
+        processors = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+                      if direct else None for name in columns]
+
+        def chunks() -> Iterator[list[tuple[Any, ...]]]:
+            for start in range(0, total, _INSERT_CHUNK):
+                stop = min(start + _INSERT_CHUNK, total)
+                values: list[list[Any]] = []
+                for name, is_float, process in zip(columns, floats, processors, strict=True):
+                    column = data[name]
+                    if picked is None:
+                        part = column[start:stop]
+                    elif isinstance(column, np.ndarray):
+                        part = column[picked[start:stop]]
+                    else:
+                        part = [column[i] for i in picked[start:stop].tolist()]
+                    if is_float:  # NaN is NULL
+                        part = _objects(np.asarray(part, dtype=np.float64))
+                    elif process is not None:
+                        part = [process(v) for v in part]
+                    values.append(part.tolist() if isinstance(part, np.ndarray) else list(part))
+                yield list(zip(*values, strict=True))
+
         names = ", ".join(f'"{name}"' for name in columns)
         if not direct:
-            conn.execute(insert(table), [dict(zip(columns, row, strict=True)) for row in rows])
+            for chunk in chunks():
+                conn.execute(insert(table),
+                             [dict(zip(columns, row, strict=True)) for row in chunk])
         elif dialect.name == "postgresql":
             raw: Any = conn.connection.driver_connection
             with raw.cursor() as cursor, cursor.copy(
                     f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
-                for row in rows:
-                    copy.write_row(row)
+                for chunk in chunks():
+                    for row in chunk:
+                        copy.write_row(row)
         else:
             marks = ", ".join("?" for _ in columns)
-            conn.exec_driver_sql(f'INSERT INTO "{table.name}" ({names}) VALUES ({marks})', rows)
-        return len(rows)
+            sql = f'INSERT INTO "{table.name}" ({names}) VALUES ({marks})'
+            for chunk in chunks():
+                conn.exec_driver_sql(sql, chunk)
+        return total
 
     def _new_ids(self, table: Any, count: int) -> list[int]:
         """``count`` unused ids for a table's integer primary key, in increasing order."""
@@ -365,7 +481,7 @@ class Transaction:
             & (col(Contract.current_version) == ScheduleVersion.version))
         if ids is not None:
             query = query.where(col(ScheduleVersion.contract_id).in_(list(ids)))
-        found = {row.contract_id: schedule_from_json(row.spec_json)
+        found = {row.contract_id: self._schedule(row)
                  for row in self.session.execute(query).scalars()}
         if ids is not None:
             missing = [i for i in ids if i not in found]
@@ -379,7 +495,7 @@ class Transaction:
     def schedule_versions(self, ids: Sequence[str]) -> list[tuple[Schedule, int, str | None]]:
         """Every version of the contracts' schedules, with the period each takes effect."""
         query = select(ScheduleVersion).where(col(ScheduleVersion.contract_id).in_(list(ids)))
-        return [(schedule_from_json(row.spec_json), row.version, row.effective_from)
+        return [(self._schedule(row), row.version, row.effective_from)
                 for row in self.session.execute(query).scalars()]
 
     def contract_ids(self) -> list[str]:
@@ -391,6 +507,18 @@ class Transaction:
         if contract is None:
             raise StoreError(f"unknown contract {contract_id!r}")
         return contract.current_version
+
+    def current_versions(self, contract_ids: Sequence[str]) -> dict[str, int]:
+        """``schedule_version`` of many contracts at once."""
+        found: dict[str, int] = {}
+        for chunk in _chunks(list(dict.fromkeys(contract_ids))):
+            query = (select(col(Contract.id), col(Contract.current_version))
+                     .where(col(Contract.id).in_(list(chunk))))
+            found.update((cid, int(version)) for cid, version in self.session.execute(query))
+        for cid in contract_ids:
+            if cid not in found:
+                raise StoreError(f"unknown contract {cid!r}")
+        return {cid: found[cid] for cid in contract_ids}
 
     # --- returns ----------------------------------------------------------------------------
 
@@ -421,18 +549,21 @@ class Transaction:
             versions = held.fillna(0).to_numpy(dtype=np.int64) + 1
         counts["new_versions"] = int((versions > 1).sum())
         columns = {
-            "contract_id": _objects(figures["contract"]),
-            "measure_id": _objects(figures["measure"]),
-            "period": _objects(figures["period"]),
-            "source": _objects(figures["source"]),
+            "contract_id": _strings(figures["contract"], _objects),
+            "measure_id": _strings(figures["measure"], _objects),
+            "period": _strings(figures["period"], _objects),
+            "source": _strings(figures["source"], _objects),
             "source_rank": figures["source_rank"].to_numpy(dtype=np.int64),
             "version": versions,
             "value": figures["value"].to_numpy(dtype=np.float64),
             "numerator": figures["numerator"].to_numpy(dtype=np.float64),
             "denominator": figures["denominator"].to_numpy(dtype=np.float64),
-            "comment": np.asarray(_texts(figures["comment"]), dtype=object),
+            "comment": _strings(figures["comment"],
+                                lambda v: np.asarray(_texts(v), dtype=object)),
             "row": figures["row"].to_numpy(dtype=np.int64),
         }
+        conn = s.connection()
+        sqlite = conn.dialect.name == "sqlite" and conn.dialect.paramstyle == "qmark"
         file_of = figures["file"].to_numpy(dtype=object)
         for file, digest in files.items():
             mine = file_of == file
@@ -445,6 +576,10 @@ class Transaction:
             if not count:
                 continue
             whole = count == len(figures)
+            if sqlite:
+                _sqlite_insert(conn, _table(Figure), {"submission_id": int(sub.id)},
+                               {name: v if whole else v[mine] for name, v in columns.items()})
+                continue
             self._insert(_table(Figure), {
                 "submission_id": [sub.id] * count,
                 **{name: v if whole else v[mine] for name, v in columns.items()}})
@@ -464,8 +599,8 @@ class Transaction:
         fields = ("contract_id, measure_id, period, value, numerator, denominator, source, "
                   "source_rank, comment, version")
         cursor: Any = conn.connection.cursor()
+        parts: list[pd.DataFrame] = []
         try:
-            rows: list[Any] = []
             if contracts:
                 cursor.execute(f"SELECT 1 FROM figure WHERE {where} AND version > 1 LIMIT 1",
                                params)
@@ -485,14 +620,16 @@ class Transaction:
                     query = (f"SELECT {fields} FROM figure WHERE {where} "
                              f"ORDER BY contract_id, measure_id, period, source")
                 cursor.execute(query, params)
-                rows = cursor.fetchall()
+                # Read a chunk at a time: only one chunk's rows are held as tuples at once.
+                while rows := cursor.fetchmany(_FETCH_CHUNK):
+                    parts.append(_figure_frame(rows))
         finally:
             cursor.close()
-        frame = pd.DataFrame.from_records(
-            rows, columns=["contract", "measure", "period", "value", "numerator", "denominator",
-                           "source", "source_rank", "comment", "version"], coerce_float=True)
-        return frame.astype({"value": "float64", "numerator": "float64",
-                             "denominator": "float64"})
+        if not parts:
+            return _figure_frame([])
+        if len(parts) == 1:
+            return parts[0]
+        return pd.concat(parts, ignore_index=True)
 
     # --- assessments ------------------------------------------------------------------------
 
@@ -502,6 +639,7 @@ class Transaction:
         per (contract, period), its assessments, and the figure versions they used."""
         import numpy as np
         import pandas as pd
+        from sqlalchemy import Float
 
         if assessments.empty:
             return {"check_runs": 0, "assessments": 0}
@@ -510,8 +648,6 @@ class Transaction:
         sizes = groups.size()
         order = np.argsort(number, kind="stable")
         order = order[number[order] >= 0]  # rows without a contract or period: no group
-        frame = assessments.iloc[order]
-        number = number[order]
         pairs = [(str(c), str(p)) for c, p in sizes.index]
         ids = np.asarray(self._new_ids(_table(CheckRun), len(pairs)), dtype=np.int64)
         now = dt.datetime.now(dt.UTC)
@@ -528,21 +664,30 @@ class Transaction:
             .where(_table(Assessment).c.period == bindparam("p")),
             [{"c": c, "p": p} for c, p in pairs])
 
-        run_of = ids[number]
+        # Each row's check run (-1 for rows without a group, which are not inserted).
+        run_of = np.append(ids, -1)[number]
         data: dict[str, Any] = {}
         for field in _ASSESSMENT_FIELDS:
-            data[field] = _objects(frame[_ASSESSMENT_SOURCES.get(field, field)])
-        data["reason"] = _texts(data["reason"])
-        data["sources"] = [int(v or 0) for v in data["sources"].tolist()]
+            column = assessments[_ASSESSMENT_SOURCES.get(field, field)]
+            if field == "sources":
+                data[field] = (column.to_numpy(dtype=np.int64) if column.dtype.kind in "iu"
+                               else np.asarray([int(v or 0) for v in _objects(column).tolist()],
+                                               dtype=np.int64))
+                continue
+            float_typed = type(_table(Assessment).c[field].type) is Float
+            data[field] = (column.to_numpy() if float_typed and column.dtype.kind == "f"
+                           else _objects(column))
+        data["reason"] = np.asarray(_texts(data["reason"]), dtype=object)
         data["check_run_id"] = run_of
-        data["schedule_version"] = frame["schedule_version"].to_numpy(dtype=np.int64)
-        written = self._insert(_table(Assessment), data)
+        data["schedule_version"] = assessments["schedule_version"].to_numpy(dtype=np.int64)
+        written = self._insert(_table(Assessment), data, rows=order)
 
-        used = pd.notna(frame["figure_version"]).to_numpy(dtype=bool)
+        figure_version = assessments["figure_version"].to_numpy()
+        used = order[pd.notna(figure_version)[order]]
         self._insert(_table(CheckFigure), {
             "check_run_id": run_of[used], "measure_id": data["measure_id"][used],
             "figure_period": data["figure_period"][used],
-            "version": frame["figure_version"].to_numpy()[used].astype(np.int64),
+            "version": figure_version[used].astype(np.int64),
             "source": _texts(data["source"][used])})
         return {"check_runs": len(pairs), "assessments": written}
 
@@ -562,6 +707,19 @@ class Transaction:
         """The latest period any check of the contract has covered."""
         query = select(func.max(CheckRun.period)).where(col(CheckRun.contract_id) == contract)
         return self.session.execute(query).scalar()
+
+    def checked_periods(self, contracts: Sequence[str]) -> dict[str, tuple[str, str]]:
+        """``checked_from`` and ``checked_through`` of many contracts at once (those never
+        checked are left out)."""
+        found: dict[str, tuple[str, str]] = {}
+        for chunk in _chunks(list(dict.fromkeys(contracts))):
+            query = (select(col(CheckRun.contract_id), func.min(CheckRun.period),
+                            func.max(CheckRun.period))
+                     .where(col(CheckRun.contract_id).in_(list(chunk)))
+                     .group_by(col(CheckRun.contract_id)))
+            found.update((cid, (first, last))
+                         for cid, first, last in self.session.execute(query))
+        return found
 
     def figure_history(self, contract: str, measure: str) -> list[dict[str, Any]]:
         """Every version of every figure of a measure, and the checks that used each."""
@@ -740,6 +898,10 @@ class Transaction:
         query = select(AuditEntry).order_by(col(AuditEntry.id).desc()).limit(limit)
         return list(self.session.execute(query).scalars())
 
+
+# Rows an insert prepares and sends at a time, and rows a read fetches at a time.
+_INSERT_CHUNK = 50_000
+_FETCH_CHUNK = 100_000
 
 _ASSESSMENT_SOURCES = {"contract_id": "contract", "measure_id": "measure"}
 _FINDING_SOURCES = _ASSESSMENT_SOURCES
