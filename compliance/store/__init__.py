@@ -361,6 +361,8 @@ class Transaction:
         if not columns or not total:
             return 0
         floats = [type(table.c[name].type) is Float for name in columns]
+        # SQLite stores a NaN it is given as NULL, and takes a float faster than a None.
+        nan_is_null = dialect.name == "sqlite"
         processors = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
                       if direct else None for name in columns]
 
@@ -376,7 +378,9 @@ class Transaction:
                         part = column[picked[start:stop]]
                     else:
                         part = [column[i] for i in picked[start:stop].tolist()]
-                    if is_float:  # NaN is NULL
+                    if is_float and nan_is_null:
+                        part = np.asarray(part, dtype=np.float64)
+                    elif is_float:  # NaN is NULL
                         part = _objects(np.asarray(part, dtype=np.float64))
                     elif process is not None:
                         part = [process(v) for v in part]
@@ -396,10 +400,23 @@ class Transaction:
                     for row in chunk:
                         copy.write_row(row)
         else:
-            marks = ", ".join("?" for _ in columns)
-            sql = f'INSERT INTO "{table.name}" ({names}) VALUES ({marks})'
+            import itertools
+
+            # Several rows a statement: at most _SQLITE_VALUES values in one.
+            one = "(" + ", ".join("?" for _ in columns) + ")"
+            per = max(_SQLITE_VALUES // len(columns), 1)
+            into = f'INSERT INTO "{table.name}" ({names}) VALUES '
+            many = into + ", ".join([one] * per)
             for chunk in chunks():
-                conn.exec_driver_sql(sql, chunk)
+                full = len(chunk) // per
+                if full:
+                    conn.exec_driver_sql(many, [
+                        tuple(itertools.chain.from_iterable(chunk[i * per:(i + 1) * per]))
+                        for i in range(full)])
+                if len(chunk) % per:
+                    rest = chunk[full * per:]
+                    conn.exec_driver_sql(into + ", ".join([one] * len(rest)),
+                                         tuple(itertools.chain.from_iterable(rest)))
         return total
 
     def _new_ids(self, table: Any, count: int) -> list[int]:
