@@ -539,3 +539,25 @@ def test_checked_periods_and_current_versions_of_many_contracts(
         with pytest.raises(StoreError, match="unknown contract 'nowhere'"):
             tx.current_versions([SUNDERLAND_ID, "nowhere"])
     store.dispose()
+
+
+def test_stored_schedules_read_back_as_loaded(make_store: Callable[[], StoreRef]) -> None:
+    from compliance.schedule import load_schedule
+    from tests.conftest import DARLINGTON
+
+    loaded = {s.id: s for s in (load_schedule(SUNDERLAND), load_schedule(DARLINGTON))}
+    store = Store(make_store().url)
+    with store.transaction() as tx:
+        for schedule in loaded.values():
+            tx.load_schedule(schedule)
+    with store.transaction() as tx:
+        back = tx.schedules()
+        versions = tx.schedule_versions(list(loaded))
+    store.dispose()
+    assert set(back) == set(loaded)
+    for cid, schedule in loaded.items():
+        expected = schedule.model_copy(update={"warnings": []})
+        assert back[cid] == expected
+        assert back[cid].model_dump_json() == expected.model_dump_json()
+    assert sorted((s.id, v) for s, v, _ in versions) == [(cid, 1) for cid in sorted(loaded)]
+    assert all(s == loaded[s.id].model_copy(update={"warnings": []}) for s, _, _ in versions)

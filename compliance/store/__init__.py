@@ -445,7 +445,8 @@ class Transaction:
         """
         s = self.session
         contract = s.get(Contract, schedule.id)
-        spec_json = schedule.model_dump_json(exclude={"warnings"})
+        # Absent optional fields are left out: the document reads back the same, sooner.
+        spec_json = schedule.model_dump_json(exclude={"warnings"}, exclude_none=True)
         digest = hashlib.sha256(
             schedule.model_dump_json(exclude={"warnings", "path", "sha256"}).encode()
         ).hexdigest()
