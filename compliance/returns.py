@@ -85,7 +85,7 @@ def _is_csv(path: Path) -> bool:
 HEAD_ROWS = 50
 
 
-def _csv_columns(text: str) -> list[_Column] | None:
+def _csv_columns(text: str, raw: bytes | None = None) -> list[_Column] | None:
     """Every column of a CSV, factorised, read by pandas' C parser; None unless that reading
     is provably the one ``csv.reader`` makes of the text.
 
@@ -93,7 +93,8 @@ def _csv_columns(text: str) -> list[_Column] | None:
     has no carriage return and no blank line (``csv.reader`` gives those as rows of no cells,
     which the column-wise validation does not read), every line holding a quote is one whole
     record that ``csv.reader`` reads (strictly) to the very cells pandas gives, and every
-    line has as many cells as the first.
+    line has as many cells as the first. ``raw``, when given, is the text as UTF-8 bytes,
+    which pandas reads without encoding the text again.
     """
     import numpy as np
     import pandas as pd
@@ -122,7 +123,9 @@ def _csv_columns(text: str) -> list[_Column] | None:
         commas_in_quoted += line.count(",")
         at = text.find('"', end)
     try:
-        frame = pd.read_csv(io.StringIO(text), header=None, dtype="category", na_filter=False,
+        source: io.StringIO | io.BytesIO = io.StringIO(text) if raw is None else io.BytesIO(raw)
+        frame = pd.read_csv(source, encoding="utf-8", header=None, dtype="category",
+                            na_filter=False,
                             keep_default_na=False, skip_blank_lines=False, engine="c",
                             quotechar='"', quoting=csv.QUOTE_MINIMAL, doublequote=True,
                             escapechar=None, comment=None, skipinitialspace=False,
@@ -335,8 +338,10 @@ def _parse_return(path: Path, schedules: Mapping[str, Schedule],
     columns: list[_Column] | None = None
     text = ""
     if FAST_PATH and _is_csv(path):
-        text = _csv_text(_read_bytes(path), file)
-        columns = _csv_columns(text)
+        data = _read_bytes(path)
+        text = _csv_text(data, file)
+        utf8 = not data.startswith((b"\xff\xfe", b"\xfe\xff"))  # read as UTF-8 text
+        columns = _csv_columns(text, data.removeprefix(b"\xef\xbb\xbf") if utf8 else None)
     if columns is not None:
         count = len(columns[0].codes)
         rows = [[c.uniques[c.codes[i]] for c in columns] for i in range(min(count, HEAD_ROWS))]

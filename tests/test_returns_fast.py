@@ -355,3 +355,14 @@ def test_generated_return_is_read_by_columns(generated: tuple[dict[str, Schedule
     columns = returns._csv_columns(buffer.getvalue())
     assert columns is not None
     assert [[c.uniques[c.codes[i]] for c in columns] for i in range(len(rows))] == rows
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16", "utf-8"])
+def test_encodings_are_read_alike(encoding: str, tmp_path: Path) -> None:
+    sunderland = {"sunderland-tfc": load_schedule(SUNDERLAND)}
+    path = tmp_path / "r.csv"
+    path.write_bytes('measure,period,value,comment\nKPI1,2018-09,99,"caf\u00e9, 1"\n'
+                     "KPI8,2018-09,36.9,\u00a3\n".encode(encoding))
+    frame = assert_same(path, sunderland)
+    assert isinstance(frame, pd.DataFrame)
+    assert frame["comment"].tolist() == ["caf\u00e9, 1", "\u00a3"]
