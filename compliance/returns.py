@@ -83,6 +83,9 @@ def _is_csv(path: Path) -> bool:
 
 # The first rows of a table read by columns, in which its header is looked for.
 HEAD_ROWS = 50
+# Lines with quotes are checked one by one; a file with more (beyond a tenth of its lines) is
+# read by csv.reader alone.
+_MOST_QUOTED_LINES = 1000
 
 
 def _csv_columns(text: str, raw: bytes | None = None) -> list[_Column] | None:
@@ -120,6 +123,8 @@ def _csv_columns(text: str, raw: bytes | None = None) -> list[_Column] | None:
         if len(records) != 1:
             return None
         quoted[line_index] = records[0]
+        if len(quoted) > _MOST_QUOTED_LINES + lines // 10:
+            return None  # quotes throughout: csv.reader reads such a file as fast
         commas_in_quoted += line.count(",")
         at = text.find('"', end)
     try:

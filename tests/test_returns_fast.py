@@ -366,3 +366,16 @@ def test_encodings_are_read_alike(encoding: str, tmp_path: Path) -> None:
     frame = assert_same(path, sunderland)
     assert isinstance(frame, pd.DataFrame)
     assert frame["comment"].tolist() == ["caf\u00e9, 1", "\u00a3"]
+
+
+def test_a_return_quoted_throughout_is_read_alike(generated: tuple[dict[str, Schedule],
+                                                                   list[list[str]]],
+                                                  tmp_path: Path) -> None:
+    schedules, rows = generated
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_ALL).writerows(rows)
+    assert returns._csv_columns(buffer.getvalue()) is None  # left to csv.reader
+    path = tmp_path / "quoted.csv"
+    path.write_text(buffer.getvalue(), encoding="utf-8")
+    frame = assert_same(path, schedules)
+    assert isinstance(frame, pd.DataFrame) and len(frame) == len(rows) - 1
