@@ -263,38 +263,6 @@ def _due(frequency: IntArray, month: IntArray, elapsed: IntArray) -> BoolArray:
     return due
 
 
-def pick_primary(figures: pd.DataFrame, measures: pd.DataFrame) -> pd.DataFrame:
-    """One figure per contract, measure and period: the primary source, with the others noted.
-
-    A measure's primary source is that of its first row in ``measures``. Figures of measures
-    not in ``measures`` are left out. Rows come in contract, measure and period order.
-    """
-    keys = ["contract", "measure", "period"]
-    if figures.empty:
-        return pd.DataFrame({
-            "contract": pd.Series(dtype=object), "measure": pd.Series(dtype=object),
-            "period": pd.Series(dtype=object), "value": pd.Series(dtype=float),
-            "source": pd.Series(dtype=object), "sources": pd.Series(dtype="int64"),
-            "source_spread": pd.Series(dtype=float), "comment": pd.Series(dtype=object)})
-    pairs = _pair_codes(measures["contract"], measures["measure"])
-    first_row = _first_positions(pairs, int(pairs.max()) + 1 if len(pairs) else 0)
-    pair = _figure_pairs(figures, measures, pairs, first_row)
-    scheduled = np.flatnonzero(pair >= 0)
-    key = np.zeros(len(scheduled), dtype=np.int64)
-    for k in keys:
-        codes, count = _sort_codes(figures[k].to_numpy()[scheduled])
-        key = key * count + codes
-    not_primary = _not_primary(figures["source"].take(scheduled), pair[scheduled],
-                               measures["primary_source"].to_numpy()[first_row])
-    _, chosen, counts, spread = _first_of_groups(
-        key, not_primary, figures["source_rank"].to_numpy()[scheduled],
-        figures["value"].to_numpy(dtype=float)[scheduled])
-    rows = scheduled[chosen]
-    carried = [c for c in ("value", "source", "comment", "version") if c in figures]
-    out = {c: _take(figures[c], rows) for c in [*keys, *carried]}
-    return pd.DataFrame({**out, "sources": counts, "source_spread": spread})
-
-
 def assess(measures: pd.DataFrame, figures: pd.DataFrame,
            periods: Mapping[str, Sequence[str]] | Sequence[str],
            history: bool = False) -> pd.DataFrame:

@@ -71,18 +71,6 @@ def default_user() -> str:
         return "unknown"
 
 
-def _none(value: Any) -> Any:
-    """NaN and pandas' missing markers become NULL."""
-    if value is None:
-        return None
-    try:
-        if value != value:  # NaN
-            return None
-    except (TypeError, ValueError):
-        return value
-    return value
-
-
 def _objects(values: Any) -> Any:
     """A column as an object array of Python values, NaN and pandas' missing markers as None."""
     import numpy as np
