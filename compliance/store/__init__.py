@@ -107,13 +107,14 @@ _SQLITE_VALUES = 999
 def _sqlite_insert(conn: Any, table: Table, constants: Mapping[str, int],
                    data: Mapping[str, Any]) -> int:
     """Rows into a SQLite table inside the connection's transaction, given column by column
-    as arrays of values SQLite takes as they are (integers, strings, floats; a NaN float is
+    as arrays or lists of values SQLite takes as they are (integers, strings, floats; a NaN float is
     stored as NULL, as SQLite stores every NaN it is given), with integer columns of one
     value for every row written into the statement. Several rows go into each statement."""
     import itertools
 
     names = [*constants, *data]
-    lists = [data[name].tolist() for name in data]
+    lists = [data[name].tolist() if hasattr(data[name], "tolist") else list(data[name])
+             for name in data]
     if not lists or not lists[0]:
         return 0
     count = len(lists[0])
@@ -354,7 +355,7 @@ class Transaction:
         processors = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
                       if direct else None for name in columns]
 
-        def chunks() -> Iterator[list[tuple[Any, ...]]]:
+        def chunks() -> Iterator[list[list[Any]]]:
             for start in range(0, total, _INSERT_CHUNK):
                 stop = min(start + _INSERT_CHUNK, total)
                 values: list[list[Any]] = []
@@ -373,38 +374,23 @@ class Transaction:
                     elif process is not None:
                         part = [process(v) for v in part]
                     values.append(part.tolist() if isinstance(part, np.ndarray) else list(part))
-                yield list(zip(*values, strict=True))
+                yield values
 
         names = ", ".join(f'"{name}"' for name in columns)
         if not direct:
             for chunk in chunks():
-                conn.execute(insert(table),
-                             [dict(zip(columns, row, strict=True)) for row in chunk])
+                conn.execute(insert(table), [dict(zip(columns, row, strict=True))
+                                             for row in zip(*chunk, strict=True)])
         elif dialect.name == "postgresql":
             raw: Any = conn.connection.driver_connection
             with raw.cursor() as cursor, cursor.copy(
                     f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
                 for chunk in chunks():
-                    for row in chunk:
+                    for row in zip(*chunk, strict=True):
                         copy.write_row(row)
         else:
-            import itertools
-
-            # Several rows a statement: at most _SQLITE_VALUES values in one.
-            one = "(" + ", ".join("?" for _ in columns) + ")"
-            per = max(_SQLITE_VALUES // len(columns), 1)
-            into = f'INSERT INTO "{table.name}" ({names}) VALUES '
-            many = into + ", ".join([one] * per)
             for chunk in chunks():
-                full = len(chunk) // per
-                if full:
-                    conn.exec_driver_sql(many, [
-                        tuple(itertools.chain.from_iterable(chunk[i * per:(i + 1) * per]))
-                        for i in range(full)])
-                if len(chunk) % per:
-                    rest = chunk[full * per:]
-                    conn.exec_driver_sql(into + ", ".join([one] * len(rest)),
-                                         tuple(itertools.chain.from_iterable(rest)))
+                _sqlite_insert(conn, table, {}, dict(zip(columns, chunk, strict=True)))
         return total
 
     def _new_ids(self, table: Any, count: int) -> list[int]:
