@@ -322,14 +322,16 @@ class Transaction:
 
     # --- bulk writes ---------------------------------------------------------------------
 
-    def _insert(self, table: Any, data: Mapping[str, Any], rows: Any = None) -> int:
+    def _insert(self, table: Any, data: Mapping[str, Any], rows: Any = None,
+                constants: Mapping[str, int] | None = None) -> int:
         """Rows into a table, given column by column (equal lengths): COPY on PostgreSQL,
         ``executemany`` elsewhere, inside the session's transaction. Values pass through the
         columns' types as SQLAlchemy's own inserts would pass them.
 
         ``rows`` (positions into the columns) picks the rows to insert and their order; every
-        row in order by default. Rows are prepared and sent ``_INSERT_CHUNK`` at a time, so
-        only one chunk's Python values are held at once."""
+        row in order by default. ``constants`` are integer columns of one value for every
+        row. Rows are prepared and sent ``_INSERT_CHUNK`` at a time, so only one chunk's
+        Python values are held at once."""
         import numpy as np
         from sqlalchemy import Float
 
@@ -338,6 +340,13 @@ class Transaction:
         # The statement is written here for SQLite and PostgreSQL (the columns' types then
         # prepare the values here); any other database gets them through SQLAlchemy.
         direct = dialect.name == "postgresql" or dialect.paramstyle == "qmark"
+        sqlite = direct and dialect.name != "postgresql"
+        constants = dict(constants or {})
+        if constants and not sqlite:  # only SQLite's statements carry them as written
+            count = len(next(iter(data.values()))) if rows is None else len(rows)
+            data = {**{name: np.full(count, int(value), dtype=np.int64)
+                       for name, value in constants.items()}, **data}
+            constants = {}
         columns = list(data)
         data = {name: (data[name].to_numpy() if hasattr(data[name], "to_numpy")
                        else data[name] if isinstance(data[name], np.ndarray | list)
@@ -390,7 +399,7 @@ class Transaction:
                         copy.write_row(row)
         else:
             for chunk in chunks():
-                _sqlite_insert(conn, table, {}, dict(zip(columns, chunk, strict=True)))
+                _sqlite_insert(conn, table, constants, dict(zip(columns, chunk, strict=True)))
         return total
 
     def _new_ids(self, table: Any, count: int) -> list[int]:
@@ -554,8 +563,6 @@ class Transaction:
                                 lambda v: np.asarray(_texts(v), dtype=object)),
             "row": figures["row"].to_numpy(dtype=np.int64),
         }
-        conn = s.connection()
-        sqlite = conn.dialect.name == "sqlite" and conn.dialect.paramstyle == "qmark"
         file_of = figures["file"].to_numpy(dtype=object)
         for file, digest in files.items():
             mine = file_of == file
@@ -568,13 +575,9 @@ class Transaction:
             if not count:
                 continue
             whole = count == len(figures)
-            if sqlite:
-                _sqlite_insert(conn, _table(Figure), {"submission_id": int(sub.id)},
-                               {name: v if whole else v[mine] for name, v in columns.items()})
-                continue
-            self._insert(_table(Figure), {
-                "submission_id": [sub.id] * count,
-                **{name: v if whole else v[mine] for name, v in columns.items()}})
+            self._insert(_table(Figure),
+                         {name: v if whole else v[mine] for name, v in columns.items()},
+                         constants={"submission_id": int(sub.id)})
         return counts
 
     def latest_figures(self, contracts: Sequence[str], up_to: str | None = None) -> pd.DataFrame:
