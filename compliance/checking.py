@@ -185,12 +185,14 @@ def _derive(tx: Transaction, schedules: Mapping[str, Schedule], history: pd.Data
 
 def rederive(tx: Transaction, schedules: Mapping[str, Schedule]) -> dict[str, int]:
     """Records again from the figures, after something they depend on changed (a silence)."""
-    through = {cid: p for cid in schedules if (p := tx.checked_through(cid))}
-    if not through:
+    checked = tx.checked_periods(list(schedules))
+    if not checked:
         return {"findings": 0, "escalations": 0}
-    mine = {cid: schedules[cid] for cid in through}
+    mine = {cid: schedules[cid] for cid in schedules if cid in checked}
     tx.lock(list(mine))
-    return _derive(tx, mine, history_with_features(tx, mine, through))[1]
+    through = {cid: checked[cid][1] for cid in mine}
+    first = {cid: checked[cid][0] for cid in mine}
+    return _derive(tx, mine, history_with_features(tx, mine, through, first))[1]
 
 
 def escalation_as_at(row: Mapping[str, Any], period: str, forums: Sequence[str]

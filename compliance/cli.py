@@ -266,7 +266,7 @@ def contract_list() -> None:
         store = _store()
         with store.transaction(state.user) as tx:
             schedules = tx.schedules()
-            versions = {cid: tx.schedule_version(cid) for cid in schedules}
+            versions = tx.current_versions(list(schedules))
         for cid, schedule in sorted(schedules.items()):
             typer.echo(f"{cid}\tv{versions[cid]}\t{len(schedule.measures)} measures\t"
                        f"{schedule.contract.provider}")
@@ -535,11 +535,9 @@ def escalations(
             found = [e.model_dump() for e in tx.escalations(list(schedules))]
             notes = tx.notes(list(schedules))
             latest: dict[tuple[str, str], dict[str, Any]] = {}
-            for cid in schedules:
-                through = tx.checked_through(cid)
-                if through:
-                    for row in records(tx.assessments(cid, through)):
-                        latest[(cid, row["measure_id"])] = {**row, "period": through}
+            for cid, (_, through) in tx.checked_periods(list(schedules)).items():
+                for row in records(tx.assessments(cid, through)):
+                    latest[(cid, row["measure_id"])] = {**row, "period": through}
         if open_only:
             found = [e for e in found if e["status"] == "open"]
         if level is not None:
