@@ -22,7 +22,7 @@ def test_migrations_match_the_models(db_path: StoreRef) -> None:
     from alembic.runtime.migration import MigrationContext
 
     store = Store(db_path.url)
-    assert store.init() == ["0001", "0002", "0003", "0004"]
+    assert store.init() == ["0001", "0002", "0003", "0004", "0005"]
     assert store.init() == []
     with store.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
@@ -45,12 +45,15 @@ def test_upgrade_from_the_first_schema_keeps_everything(
     assert set(inspect(store.engine).get_table_names()) == {*FIRST_SCHEMA_TABLES,
                                                             "alembic_version"}
     source = create_engine(db_path.url)
+    first_width: dict[str, int] = {}
     with source.connect() as src, store.engine.begin() as dst:
         for name in FIRST_SCHEMA_TABLES:
-            # The first schema's own columns: later migrations added some.
+            # The first schema's own columns: later migrations added some (and took the
+            # figures' number, which the old store hands out itself).
             old_table = Table(name, MetaData(), autoload_with=dst)
             table = SQLModel.metadata.tables[name]
-            columns = [table.c[c.name] for c in old_table.columns]
+            columns = [table.c[c.name] for c in old_table.columns if c.name in table.c]
+            first_width[name] = len(columns)
             rows = [dict(r._mapping) for r in src.execute(select(*columns))]
             if rows:
                 dst.execute(insert(old_table), rows)
@@ -70,16 +73,15 @@ def test_upgrade_from_the_first_schema_keeps_everything(
 
     upgraded = cli_on(old.url)("init")
     assert upgraded.exit_code == 0, upgraded.stderr + upgraded.stdout
-    assert "applied 0002, 0003, 0004" in upgraded.stderr
+    assert "applied 0002, 0003, 0004, 0005" in upgraded.stderr
     store.dispose()
     after = dump_store(old)
     for name in FIRST_SCHEMA_TABLES:
         if name == "audit":  # init itself leaves an audit row
             assert set(filled[name]) <= set(after[name])
-        elif name == "assessment":  # later columns start empty
-            width = len(Table(name, MetaData(), autoload_with=source).columns)
-            assert [r[:width - 2] for r in after[name]] == [r[:width - 2]
-                                                            for r in filled[name]]
+        elif name == "assessment":  # later columns (added at the end) start empty
+            width = first_width[name]
+            assert [r[:width] for r in after[name]] == [r[:width] for r in filled[name]]
         else:
             assert after[name] == filled[name], name
     source.dispose()
@@ -144,6 +146,49 @@ def test_resubmission_is_a_new_version_and_history_shows_which_check_used_it(
     assert "2 (latest)" in table and "check #1" in table
     bad = cli("history", "--contract", "sunderland-tfc", "--measure", "KPl1")
     assert bad.exit_code == 1 and "did you mean 'KPI1'?" in bad.stderr
+
+
+def test_upgrade_to_keyed_figures_moves_the_evidence_onto_current_assessments(
+        cli: Callable[..., Result], db_path: StoreRef, tmp_path: Path) -> None:
+    """0005: a store of 0004 holds every check's evidence in check_figure and numbers its
+    figures; upgraded, the current assessments carry their figure versions, check_figure
+    keeps what replaced checks used, and the history reads as before."""
+    from alembic import command
+
+    revised = tmp_path / "revised.csv"
+    revised.write_text(SUNDERLAND_RETURN.read_text().replace("KPI1,2018-09,99%",
+                                                             "KPI1,2018-09,91%"))
+    assert cli("check", "--contract", SUNDERLAND, "--returns", SUNDERLAND_RETURN,
+               "--period", "2018-09").exit_code == 0
+    assert cli("submit", "--contract", "sunderland-tfc", revised).exit_code == 0
+    assert cli("check", "--contract", "sunderland-tfc", "--period", "2018-09").exit_code == 0
+    history = cli("history", "--contract", "sunderland-tfc", "--measure", "KPI1",
+                  "--format", "json").json()
+    assert [[u["check"] for u in r["used_by"]] for r in history] == [[1], [2]]
+    before = dump_store(db_path)
+    assert len(before["check_figure"]) > 0  # what check 1 used
+    assert {r[0] for r in before["check_figure"]} == {1}
+
+    store = Store(db_path.url)
+    with store.engine.begin() as conn:
+        command.downgrade(store._alembic(conn), "0004")
+    assert store.revision() == "0004"
+    old = dump_store(db_path)
+    # 0004: every check's evidence in check_figure, figures numbered in the order they came.
+    assert {r[0] for r in old["check_figure"]} == {1, 2}
+    assert len(old["check_figure"]) == len(before["check_figure"]) + sum(
+        1 for r in before["assessment"] if r[-1] is not None)
+    with store.engine.connect() as conn:
+        numbers = conn.execute(text("SELECT id FROM figure ORDER BY id")).scalars().all()
+    assert numbers == list(range(1, len(old["figure"]) + 1))
+    assert "figure_version" not in [c["name"] for c in inspect(store.engine).get_columns(
+        "assessment")]
+
+    assert store.init() == ["0005"]
+    store.dispose()
+    assert dump_store(db_path) == before
+    assert cli("history", "--contract", "sunderland-tfc", "--measure", "KPI1",
+               "--format", "json").json() == history
 
 
 def changed_schedule(tmp_path: Path, target: str) -> Path:
@@ -282,10 +327,9 @@ def test_submissions_number_versions_and_keep_nulls(make_store: Callable[[], Sto
     with store.transaction("provider") as tx:
         assert tx.submit(second, {"a.csv": "2" * 64, "b.csv": "3" * 64}) == {
             "files": 2, "figures": 3, "new_versions": 2}
-    rows = _table_rows(store, "figure", "id")
-    assert [r[0] for r in rows] == list(range(1, 9))
-    got = [(r[1], r[2], r[3], r[4], r[5], r[7], r[8], r[9], r[10], r[11]) for r in rows]
-    assert got == [
+    rows = _table_rows(store, "figure", 'submission_id, "row"')
+    got = [(r[0], r[1], r[2], r[3], r[4], r[6], r[7], r[8], r[9], r[10]) for r in rows]
+    assert sorted(got, key=repr) == sorted([
         (1, SUNDERLAND_ID, "KPI1", "2018-09", "", 1, 99.0, None, None, ""),
         (1, SUNDERLAND_ID, "KPI2", "2018-09", "", 1, None, 40.0, 50.0, "no data yet"),
         (1, SUNDERLAND_ID, "SM1.1", "2018-09", "", 1, None, None, None, ""),
@@ -294,7 +338,7 @@ def test_submissions_number_versions_and_keep_nulls(make_store: Callable[[], Sto
         (2, SUNDERLAND_ID, "KPI1", "2018-09", "", 2, None, 91.0, 100.0, "revised"),
         (2, SUNDERLAND_ID, "KPI1", "2018-10", "", 1, 95.5, None, None, ""),
         (3, DARLINGTON_ID, "CS1", "2017-06", "a", 2, None, None, None, "withdrawn"),
-    ]
+    ], key=repr)
     assert [r[3] for r in _table_rows(store, "submission", "id")] == [5, 2, 1]
 
     with store.transaction() as tx:
@@ -403,10 +447,20 @@ def test_bulk_assessments_are_the_rows_of_one_save_per_period(
     assert {r["reason"] for r in stored if r["status"] == "met"} == {""}  # NULL -> ''
     assert {r["source"] for r in stored if r["status"] == "missing"} == {None}
     assert {r["check_run_id"] for r in stored} == {3, 4, 5, 6, 7}  # earlier rows are gone
+    # Each assessment names the figure version it used; the evidence of the replaced
+    # assessments stays in check_figure, under their check runs.
+    expected = {(c, p, m): None if pd.isna(v) else int(v) for c, p, m, v in zip(
+        frame["contract"], frame["period"], frame["measure"], frame["figure_version"],
+        strict=True)}
+    assert {(r["contract_id"], r["period"], r["measure_id"]): r["figure_version"]
+            for r in stored} == expected
     used = _table_rows(bulk, "check_figure", "check_run_id, measure_id")
     earlier = frame[frame["period"].isin(["2018-09", "2017-06"])]
-    assert len(used) == int(frame["figure_version"].notna().sum()) + int(
-        earlier["figure_version"].notna().sum())
+    assert len(used) == int(earlier["figure_version"].notna().sum()) > 0
+    assert {r[0] for r in used} == {1, 2}
+    assert sorted((r[1], r[3]) for r in used) == sorted(
+        (m, int(v)) for m, v in zip(earlier["measure"], earlier["figure_version"], strict=True)
+        if pd.notna(v))
     bulk.dispose()
     single.dispose()
 
@@ -483,10 +537,8 @@ def test_a_submission_of_more_rows_than_one_statement_holds_keeps_every_row(
     with store.transaction("provider") as tx:
         assert tx.submit(figures, {"big.csv": "5" * 64}) == {
             "files": 1, "figures": count, "new_versions": 0}
-    rows = _table_rows(store, "figure", "id")
-    assert [r[0] for r in rows] == list(range(1, count + 1))
-    assert [(r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12])
-            for r in rows] == [
+    rows = _table_rows(store, "figure", '"row"')
+    assert rows == [
         (1, SUNDERLAND_ID, "KPI1", "2018-09", f"s{i}", i, 1, None if i % 3 else float(i),
          None, float(i) if i % 2 else None, "" if i % 4 else f"note {i}", i + 2)
         for i in range(count)]
@@ -513,7 +565,8 @@ def test_chunked_writes_and_reads_keep_every_row_in_order(
             read[size] = tx.latest_figures([SUNDERLAND_ID, DARLINGTON_ID])
     pd.testing.assert_frame_equal(read[4], read[10_000])
     assert read[4]["period"].tolist() == [f"2018-{m:02d}" for m in range(1, 13)]
-    for table, order in {"figure": "id", "assessment": "rowid",
+    for table, order in {"figure": "contract_id, measure_id, period, source, version",
+                         "assessment": "rowid",
                          "check_figure": "check_run_id, measure_id"}.items():
         if table == "assessment" and whole.engine.dialect.name != "sqlite":
             order = "contract_id, period, measure_id"

@@ -84,6 +84,14 @@ def _objects(values: Any) -> Any:
     return array
 
 
+def _integers(values: Any) -> Any:
+    """A column of whole numbers, perhaps missing, as Python ints and None."""
+    import numpy as np
+
+    return np.asarray([None if v is None else int(v) for v in _objects(values).tolist()],
+                      dtype=object)
+
+
 def _texts(values: Any) -> list[Any]:
     """A text column that is never NULL: missing and empty values become ''."""
     return [v or "" for v in _objects(values).tolist()]
@@ -633,7 +641,6 @@ class Transaction:
         """Replace the assessments of each (contract, period) checked, in bulk: one check run
         per (contract, period), its assessments, and the figure versions they used."""
         import numpy as np
-        import pandas as pd
         from sqlalchemy import Float
 
         if assessments.empty:
@@ -653,11 +660,25 @@ class Transaction:
             "run_at": [now] * len(pairs), "run_by": [self.user] * len(pairs)})
 
         conn = self.session.connection()
+        assessment = _table(Assessment)
+        replaced = [{"c": c, "p": p} for c, p in pairs]
+        # The assessments replaced were their checks' evidence: it stays, as check_figure.
+        evidence = _table(CheckFigure)
         conn.execute(
-            delete(_table(Assessment))
-            .where(_table(Assessment).c.contract_id == bindparam("c"))
-            .where(_table(Assessment).c.period == bindparam("p")),
-            [{"c": c, "p": p} for c, p in pairs])
+            insert(evidence).from_select(
+                ["check_run_id", "measure_id", "figure_period", "version", "source"],
+                select(assessment.c.check_run_id, assessment.c.measure_id,
+                       assessment.c.figure_period, assessment.c.figure_version,
+                       func.coalesce(assessment.c.source, ""))
+                .where(assessment.c.contract_id == bindparam("c"))
+                .where(assessment.c.period == bindparam("p"))
+                .where(assessment.c.figure_version.is_not(None))),
+            replaced)
+        conn.execute(
+            delete(assessment)
+            .where(assessment.c.contract_id == bindparam("c"))
+            .where(assessment.c.period == bindparam("p")),
+            replaced)
 
         # Each row's check run (-1 for rows without a group, which are not inserted).
         run_of = np.append(ids, -1)[number]
@@ -675,15 +696,9 @@ class Transaction:
         data["reason"] = np.asarray(_texts(data["reason"]), dtype=object)
         data["check_run_id"] = run_of
         data["schedule_version"] = assessments["schedule_version"].to_numpy(dtype=np.int64)
-        written = self._insert(_table(Assessment), data, rows=order)
-
-        figure_version = assessments["figure_version"].to_numpy()
-        used = order[pd.notna(figure_version)[order]]
-        self._insert(_table(CheckFigure), {
-            "check_run_id": run_of[used], "measure_id": data["measure_id"][used],
-            "figure_period": data["figure_period"][used],
-            "version": figure_version[used].astype(np.int64),
-            "source": _texts(data["source"][used])})
+        # The figure version used, or NULL (NaN is stored as NULL on SQLite).
+        data["figure_version"] = _integers(assessments["figure_version"])
+        written = self._insert(assessment, data, rows=order)
         return {"check_runs": len(pairs), "assessments": written}
 
     def assessments(self, contract: str, period: str) -> pd.DataFrame:
@@ -724,14 +739,28 @@ class Transaction:
                  .where(col(Figure.measure_id) == measure)
                  .order_by(col(Figure.period), col(Figure.version), col(Figure.source_rank)))
         used: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
-        usage = (select(CheckFigure, CheckRun)
-                 .join(CheckRun, col(CheckRun.id) == col(CheckFigure.check_run_id))
-                 .where(col(CheckRun.contract_id) == contract)
-                 .where(col(CheckFigure.measure_id) == measure)
-                 .order_by(col(CheckRun.id)))
-        for link, run in self.session.execute(usage):
-            used.setdefault((link.figure_period, link.version, link.source), []).append(
-                {"check": run.id, "period": run.period, "at": run.run_at, "by": run.run_by})
+        # Checks since replaced left their evidence in check_figure; the current assessments
+        # carry their own.
+        evidence = _table(CheckFigure)
+        assessment = _table(Assessment)
+        runs = _table(CheckRun)
+        facts = (runs.c.id, runs.c.period, runs.c.run_at, runs.c.run_by)
+        replaced = (select(evidence.c.figure_period, evidence.c.version, evidence.c.source,
+                           *facts)
+                    .join(runs, runs.c.id == evidence.c.check_run_id)
+                    .where(runs.c.contract_id == contract)
+                    .where(evidence.c.measure_id == measure))
+        current = (select(assessment.c.figure_period, assessment.c.figure_version,
+                          func.coalesce(assessment.c.source, ""), *facts)
+                   .join(runs, runs.c.id == assessment.c.check_run_id)
+                   .where(assessment.c.contract_id == contract)
+                   .where(assessment.c.measure_id == measure)
+                   .where(assessment.c.figure_version.is_not(None)))
+        links = self.session.execute(replaced.union_all(current)).all()
+        for figure_period, version, source, run_id, period, at, by in sorted(
+                links, key=lambda r: r[3]):
+            used.setdefault((figure_period, version, source), []).append(
+                {"check": run_id, "period": period, "at": at, "by": by})
         latest: dict[str, int] = {}
         rows = []
         for figure, submission in self.session.execute(query):

@@ -63,18 +63,20 @@ class Submission(SQLModel, table=True):
 
 
 class Figure(SQLModel, table=True):
-    __table_args__ = (
-        UniqueConstraint("contract_id", "measure_id", "period", "source", "version"),
-    )
+    """One version of one source's figure for a measure and period, as a return gave it.
 
-    id: int | None = Field(default=None, primary_key=True)
+    Its key is what it is (contract, measure, period, source, version); on SQLite the rows
+    are stored in that order."""
+
+    __table_args__ = {"sqlite_with_rowid": False}
+
     submission_id: int = Field(foreign_key="submission.id")
-    contract_id: str = Field(foreign_key="contract.id", max_length=100)
-    measure_id: str = Field(max_length=100)
-    period: str = Field(max_length=7)
-    source: str = ""
+    contract_id: str = Field(primary_key=True, foreign_key="contract.id", max_length=100)
+    measure_id: str = Field(primary_key=True, max_length=100)
+    period: str = Field(primary_key=True, max_length=7)
+    source: str = Field(default="", primary_key=True)
     source_rank: int = 0
-    version: int
+    version: int = Field(primary_key=True)
     value: float | None = None
     numerator: float | None = None
     denominator: float | None = None
@@ -98,9 +100,11 @@ class Assessment(SQLModel, table=True):
     contract_id: str = Field(primary_key=True, foreign_key="contract.id", max_length=100)
     period: str = Field(primary_key=True, max_length=7)
     measure_id: str = Field(primary_key=True, max_length=100)
-    check_run_id: int = Field(foreign_key="check_run.id", index=True)
+    check_run_id: int = Field(foreign_key="check_run.id")
     schedule_version: int
     figure_period: str = Field(max_length=7)
+    # The version of the figure used (None when there was none): the assessment's evidence.
+    figure_version: int | None = None
     value: float | None = None
     source: str | None = None
     sources: int = 0
@@ -180,7 +184,9 @@ class Escalation(SQLModel, table=True):
 
 
 class CheckFigure(SQLModel, table=True):
-    """Which version of which figure a check used: the evidence behind each assessment."""
+    """Which version of which figure a check used, for checks whose assessments a later
+    check of the same contract and period has replaced (a current assessment carries its
+    own: ``Assessment.figure_version``)."""
 
     __tablename__ = "check_figure"
 
