@@ -22,7 +22,7 @@ def test_migrations_match_the_models(db_path: StoreRef) -> None:
     from alembic.runtime.migration import MigrationContext
 
     store = Store(db_path.url)
-    assert store.init() == ["0001", "0002", "0003", "0004", "0005"]
+    assert store.init() == ["0001", "0002", "0003", "0004", "0005", "0006"]
     assert store.init() == []
     with store.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
@@ -73,7 +73,7 @@ def test_upgrade_from_the_first_schema_keeps_everything(
 
     upgraded = cli_on(old.url)("init")
     assert upgraded.exit_code == 0, upgraded.stderr + upgraded.stdout
-    assert "applied 0002, 0003, 0004, 0005" in upgraded.stderr
+    assert "applied 0002, 0003, 0004, 0005, 0006" in upgraded.stderr
     store.dispose()
     after = dump_store(old)
     for name in FIRST_SCHEMA_TABLES:
@@ -184,7 +184,7 @@ def test_upgrade_to_keyed_figures_moves_the_evidence_onto_current_assessments(
     assert "figure_version" not in [c["name"] for c in inspect(store.engine).get_columns(
         "assessment")]
 
-    assert store.init() == ["0005"]
+    assert store.init() == ["0005", "0006"]
     store.dispose()
     assert dump_store(db_path) == before
     assert cli("history", "--contract", "sunderland-tfc", "--measure", "KPI1",
@@ -339,7 +339,21 @@ def test_submissions_number_versions_and_keep_nulls(make_store: Callable[[], Sto
         (2, SUNDERLAND_ID, "KPI1", "2018-10", "", 1, 95.5, None, None, ""),
         (3, DARLINGTON_ID, "CS1", "2017-06", "a", 2, None, None, None, "withdrawn"),
     ], key=repr)
-    assert [r[3] for r in _table_rows(store, "submission", "id")] == [5, 2, 1]
+    submissions = _table_rows(store, "submission", "id")
+    assert [r[3] for r in submissions] == [5, 2, 1]
+    # A period's return arrived with its first figure; later versions leave that as it was.
+    arrivals = _table_rows(store, "return_arrival", "contract_id, period")
+    assert [r[:3] for r in arrivals] == [(DARLINGTON_ID, "2017-06", 1),
+                                         (SUNDERLAND_ID, "2018-09", 1),
+                                         (SUNDERLAND_ID, "2018-10", 2)]
+    from compliance.store.models import Submission
+
+    with store.transaction() as tx:
+        received = tx.returns_received([SUNDERLAND_ID, DARLINGTON_ID])
+        at = {sub.id: sub.submitted_at
+              for sub in tx.session.execute(select(Submission)).scalars()}
+    assert received == {(DARLINGTON_ID, "2017-06"): at[1], (SUNDERLAND_ID, "2018-09"): at[1],
+                        (SUNDERLAND_ID, "2018-10"): at[2]}
 
     with store.transaction() as tx:
         latest = tx.latest_figures([SUNDERLAND_ID, DARLINGTON_ID])

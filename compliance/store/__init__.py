@@ -36,6 +36,7 @@ from compliance.store.models import (
     Figure,
     Finding,
     Measure,
+    ReturnArrival,
     ScheduleVersion,
     Silence,
     Submission,
@@ -572,6 +573,13 @@ class Transaction:
             "row": figures["row"].to_numpy(dtype=np.int64),
         }
         file_of = figures["file"].to_numpy(dtype=object)
+        # Each contract and period whose first figures arrive now, with its file.
+        contract_code, contract_names = pd.factorize(figures["contract"])
+        period_code, period_names = pd.factorize(figures["period"])
+        pair = contract_code.astype(np.int64) * len(period_names) + period_code
+        contract_list = [str(c) for c in contract_names]
+        period_list = [str(p) for p in period_names]
+        arrived = self._arrived(contract_list)
         for file, digest in files.items():
             mine = file_of == file
             count = int(mine.sum())
@@ -586,7 +594,25 @@ class Transaction:
             self._insert(_table(Figure),
                          {name: v if whole else v[mine] for name, v in columns.items()},
                          constants={"submission_id": int(sub.id)})
+            first = [(contract_list[p // len(period_list)], period_list[p % len(period_list)])
+                     for p in np.sort(pd.unique(pair if whole else pair[mine])).tolist()]
+            first = [key for key in first if key not in arrived]
+            arrived.update(first)
+            self._insert(_table(ReturnArrival), {
+                "contract_id": [c for c, _ in first], "period": [p for _, p in first],
+                "received_at": [sub.submitted_at] * len(first)},
+                constants={"submission_id": int(sub.id)})
         return counts
+
+    def _arrived(self, contracts: Sequence[str]) -> set[tuple[str, str]]:
+        """The (contract, period) pairs of the contracts whose figures have arrived."""
+        arrival = _table(ReturnArrival)
+        found: set[tuple[str, str]] = set()
+        for chunk in _chunks(list(contracts)):
+            found.update((c, p) for c, p in self.session.execute(
+                select(arrival.c.contract_id, arrival.c.period)
+                .where(arrival.c.contract_id.in_(list(chunk)))))
+        return found
 
     def latest_figures(self, contracts: Sequence[str], up_to: str | None = None) -> pd.DataFrame:
         """Every source of the latest version of each figure of the contracts."""
@@ -867,12 +893,13 @@ class Transaction:
 
     def returns_received(self, contracts: Sequence[str]) -> dict[tuple[str, str], Any]:
         """When the first figure for each contract and period arrived."""
-        query = (select(col(Figure.contract_id), col(Figure.period),
-                        func.min(Submission.submitted_at))
-                 .join(Submission, col(Submission.id) == col(Figure.submission_id))
-                 .where(col(Figure.contract_id).in_(list(contracts)))
-                 .group_by(col(Figure.contract_id), col(Figure.period)))
-        return {(c, p): at for c, p, at in self.session.execute(query)}
+        arrival = _table(ReturnArrival)
+        found: dict[tuple[str, str], Any] = {}
+        for chunk in _chunks(list(dict.fromkeys(contracts))):
+            query = (select(arrival.c.contract_id, arrival.c.period, arrival.c.received_at)
+                     .where(arrival.c.contract_id.in_(list(chunk))))
+            found.update(((c, p), at) for c, p, at in self.session.execute(query))
+        return found
 
     # --- silences, acknowledgements and notes ------------------------------------------
 

@@ -84,6 +84,18 @@ class Figure(SQLModel, table=True):
     row: int
 
 
+class ReturnArrival(SQLModel, table=True):
+    """When the first figure for each contract and period arrived, and in which submission:
+    how late a return was is judged from it."""
+
+    __tablename__ = "return_arrival"
+
+    contract_id: str = Field(primary_key=True, foreign_key="contract.id", max_length=100)
+    period: str = Field(primary_key=True, max_length=7)
+    submission_id: int = Field(foreign_key="submission.id")
+    received_at: dt.datetime
+
+
 class CheckRun(SQLModel, table=True):
     __tablename__ = "check_run"
 
