@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from compliance.errors import ComplianceError, Problem
-from compliance.yamldoc import _MAX_NODES, _PLAIN_TAGS, _plain, line_of, read_yaml
+from compliance.yamldoc import line_of, read_plain, read_yaml
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -56,7 +56,6 @@ VALUES: dict[str, frozenset[str]] = {
                             "special_cause_neither", "common_cause"}),
     "assurance": frozenset({"consistently_passing", "consistently_failing", "inconsistent"}),
 }
-_STR_TAG = "tag:yaml.org,2002:str"
 OPERATORS = {"eq": "$eq", "ne": "$neq", "gt": "$gt", "gte": "$gte", "lt": "$lt", "lte": "$lte",
              "in": "$in"}
 RecordType = Literal["performance", "missing_data", "data_quality", "watch", "late_return"]
@@ -208,21 +207,7 @@ def _keep(key: tuple[str, bytes], pack: RulePack) -> RulePack:
 
 def _quick_pack(file: str, data: bytes) -> RulePack | None:
     """The pack, if its text is plain YAML and it has no problem at all; else None."""
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import YAMLError
-
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return None
-    loader = YAML(typ="safe", pure=True)
-    try:
-        root = loader.compose(text)
-        if root is None or not _plain_nodes(root):
-            return None
-        plain = _plain(loader.constructor.construct_document(root))
-    except (YAMLError, RecursionError, ValueError, TypeError):
-        return None
+    plain = read_plain(data)
     if not isinstance(plain, dict):
         return None
     try:
@@ -230,34 +215,6 @@ def _quick_pack(file: str, data: bytes) -> RulePack | None:
     except ValidationError:
         return None
     return None if _rule_problems(pack, file, None) else pack
-
-
-def _plain_nodes(root: Any) -> bool:
-    """Whether a composed document is plain: standard tags only, no anchors or aliases,
-    text keys given once each, and not too many nodes."""
-    from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
-
-    seen: set[int] = set()
-    stack = [root]
-    while stack:
-        node = stack.pop()
-        if id(node) in seen or len(seen) > _MAX_NODES or getattr(node, "anchor", None):
-            return False
-        seen.add(id(node))
-        if str(getattr(node, "tag", "") or "") not in _PLAIN_TAGS:
-            return False
-        if isinstance(node, MappingNode):
-            keys: set[str] = set()
-            for key, value in node.value:
-                if not isinstance(key, ScalarNode) or key.tag != _STR_TAG or key.value in keys:
-                    return False
-                keys.add(key.value)
-                stack.extend((key, value))
-        elif isinstance(node, SequenceNode):
-            stack.extend(node.value)
-        elif not isinstance(node, ScalarNode):
-            return False
-    return True
 
 
 def validate_pack(path: str | Path) -> tuple[RulePack | None, list[Problem]]:

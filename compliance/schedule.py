@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from compliance.errors import Problem, ScheduleError
 from compliance.periods import PeriodError, parse_period
-from compliance.yamldoc import line_of, read_yaml
+from compliance.yamldoc import line_of, read_plain, read_yaml
 
 Kind = Literal["kpi", "supporting"]
 Unit = Literal["percent", "rate_per_1k", "rate_per_10k", "rate_per_100k", "count", "days", "number"]
@@ -247,12 +247,33 @@ def load_schedule(path: str | Path) -> Schedule:
 
 
 def validate_schedule(path: str | Path) -> tuple[Schedule | None, list[Problem]]:
-    """Parse a schedule; return it (None if it cannot be accepted) and every problem found."""
+    """Parse a schedule; return it (None if it cannot be accepted) and every problem found.
+
+    A file that reads as plain YAML and has no problem at all is read once with the safe
+    loader; any other is read again with line numbers, so that each problem names its
+    line. The checks are the same either way."""
     file = str(path)
+    try:
+        data = Path(path).read_bytes()
+    except OSError:
+        data = None
+    if data is not None:
+        plain = read_plain(data)
+        if isinstance(plain, dict):
+            schedule, problems = _validate(file, plain, plain, [], data)
+            if schedule is not None and not problems:
+                return schedule, problems
     loaded = read_yaml(path, "schedule")
     if isinstance(loaded, list):
         return None, loaded
     raw, plain, problems, data = loaded
+    return _validate(file, raw, plain, problems, data)
+
+
+def _validate(file: str, raw: Any, plain: Any, problems: list[Problem], data: bytes
+              ) -> tuple[Schedule | None, list[Problem]]:
+    """A schedule from its YAML values: ``raw`` as read (with lines, or plain values without
+    them), ``plain`` as plain values, and the problems reading found."""
     problems = [_with_measure(p, raw) for p in problems]
     if not isinstance(plain, dict):
         return None, [Problem("a schedule must be a mapping with 'contract' and 'measures'",

@@ -90,6 +90,62 @@ def _check_nodes(root: Any, file: str) -> list[Problem]:
     return problems
 
 
+_STR_TAG = "tag:yaml.org,2002:str"
+
+
+def plain_nodes(root: Any) -> bool:
+    """Whether a composed document is plain: standard tags only, no anchors or aliases,
+    text keys given once each, and not too many nodes."""
+    from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
+
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen or len(seen) > _MAX_NODES or getattr(node, "anchor", None):
+            return False
+        seen.add(id(node))
+        if str(getattr(node, "tag", "") or "") not in _PLAIN_TAGS:
+            return False
+        if isinstance(node, MappingNode):
+            keys: set[str] = set()
+            for key, value in node.value:
+                if not isinstance(key, ScalarNode) or key.tag != _STR_TAG or key.value in keys:
+                    return False
+                keys.add(key.value)
+                stack.extend((key, value))
+        elif isinstance(node, SequenceNode):
+            stack.extend(node.value)
+        elif not isinstance(node, ScalarNode):
+            return False
+    return True
+
+
+def read_plain(data: bytes) -> Any:
+    """The plain values of a YAML text with the safe loader (its C parser where installed),
+    if the text is plain (see ``plain_nodes``); else None. Nothing here knows lines: a
+    caller that finds a problem reads the file again with ``read_yaml`` to place it."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return None
+    # The C parser reads YAML 1.1, where these are line breaks and a directive may change
+    # the version; in YAML 1.2, as the round-trip loader reads it, they are not.
+    if any(c in text for c in "\x85\u2028\u2029") or text.startswith("%") or "\n%" in text:
+        return None
+    loader = YAML(typ="safe")
+    try:
+        root = loader.compose(text)
+        if root is None or not plain_nodes(root):
+            return None
+        return _plain(loader.constructor.construct_document(root))
+    except (YAMLError, RecursionError, ValueError, TypeError):
+        return None
+
+
 def _plain(node: Any) -> Any:
     """Turn ruamel's round-trip containers into plain Python values."""
     if isinstance(node, dict):
@@ -128,15 +184,16 @@ def read_yaml(path: str | Path, what: str
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
     try:
-        root = _yaml().compose(text)
+        # Repeated keys are reported by _check_nodes with both lines; loading goes on so
+        # that every other problem of the file is reported too.
+        loader = _yaml()
+        loader.allow_duplicate_keys = True
+        root = loader.compose(text)
         problems: list[Problem] = _check_nodes(root, file) if root is not None else []
         if any("expands to more" in p.message or "tag" in p.message for p in problems):
             return problems
-        # Repeated keys are reported above with both lines; loading goes on so that every
-        # other problem of the file is reported too.
-        loader = _yaml()
-        loader.allow_duplicate_keys = True
-        raw = loader.load(text)
+        # The values are made from the nodes already composed: the text is parsed once.
+        raw = loader.constructor.construct_document(root) if root is not None else None
     except RecursionError:
         return [Problem(f"the {what} nests too deeply to be read", file=file)]
     except MarkedYAMLError as exc:

@@ -52,6 +52,30 @@ def test_bundled_contracts_validate_cleanly(path: Path) -> None:
     assert problems == []
 
 
+@pytest.mark.parametrize("path", sorted(CONTRACTS.glob("*.yaml")), ids=lambda p: p.name)
+def test_a_clean_schedule_is_read_once_and_as_the_located_read_reads_it(
+        path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from compliance import schedule as module
+
+    located = module._validate(str(path), *_read_yaml(path))  # noqa: SLF001
+
+    def refuse(*_args: object) -> None:
+        raise AssertionError("a clean schedule is read with the safe loader alone")
+
+    monkeypatch.setattr(module, "read_yaml", refuse)
+    quick, problems = validate_schedule(path)
+    assert problems == [] and located[1] == []
+    assert quick == located[0]
+
+
+def _read_yaml(path: Path) -> tuple[object, object, list[object], bytes]:
+    from compliance.yamldoc import read_yaml
+
+    loaded = read_yaml(path, "schedule")
+    assert not isinstance(loaded, list)
+    return loaded
+
+
 def test_sunderland_has_twenty_measures() -> None:
     schedule = load_schedule(CONTRACTS / "sunderland-tfc.yaml")
     assert len(schedule.measures) == 20
