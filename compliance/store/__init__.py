@@ -76,8 +76,11 @@ def _objects(values: Any) -> Any:
     """A column as an object array of Python values, NaN and pandas' missing markers as None."""
     import numpy as np
     import pandas as pd
+    from pandas.api.types import infer_dtype
 
     array = np.asarray(values, dtype=object)
+    if infer_dtype(array, skipna=False) == "string":
+        return array  # text throughout: nothing is missing
     missing = pd.isna(array)
     if missing.any():
         array = array.copy()
@@ -88,9 +91,14 @@ def _objects(values: Any) -> Any:
 def _integers(values: Any) -> Any:
     """A column of whole numbers, perhaps missing, as Python ints and None."""
     import numpy as np
+    import pandas as pd
 
-    return np.asarray([None if v is None else int(v) for v in _objects(values).tolist()],
-                      dtype=object)
+    numbers = pd.to_numeric(pd.Series(values), errors="raise").to_numpy(dtype=np.float64,
+                                                                        na_value=np.nan)
+    known = ~np.isnan(numbers)
+    out = np.full(len(numbers), None, dtype=object)
+    out[known] = numbers[known].astype(np.int64)  # stored as Python ints
+    return out
 
 
 def _texts(values: Any) -> list[Any]:
@@ -116,33 +124,38 @@ _SQLITE_VALUES = 999
 def _sqlite_insert(conn: Any, table: Table, constants: Mapping[str, int],
                    data: Mapping[str, Any]) -> int:
     """Rows into a SQLite table inside the connection's transaction, given column by column
-    as arrays or lists of values SQLite takes as they are (integers, strings, floats; a NaN float is
-    stored as NULL, as SQLite stores every NaN it is given), with integer columns of one
-    value for every row written into the statement. Several rows go into each statement."""
-    import itertools
+    as arrays or lists of values SQLite takes as they are (integers, strings, floats; a NaN
+    float is stored as NULL, as SQLite stores every NaN it is given), with integer columns
+    of one value for every row written into the statement. Several rows go into each
+    statement."""
+    import numpy as np
 
     names = [*constants, *data]
-    lists = [data[name].tolist() if hasattr(data[name], "tolist") else list(data[name])
-             for name in data]
-    if not lists or not lists[0]:
+    columns = list(data.values())
+    count = len(columns[0]) if columns else 0
+    if not count:
         return 0
-    count = len(lists[0])
-    width = len(data)
+    width = len(columns)
+    # The rows' values one after the other, made column by column in numpy's loops.
+    block = np.empty((count, width), dtype=object)
+    for j, column in enumerate(columns):
+        block[:, j] = column
+    flat = block.ravel().tolist()
+    del block
     row = "(" + ", ".join([str(int(constants[name])) for name in constants]
                           + ["?"] * width) + ")"
     quoted = ", ".join(f'"{name}"' for name in names)
     into = f'INSERT INTO "{table.name}" ({quoted}) VALUES '
     per = max(_SQLITE_VALUES // width, 1)
-    rows = zip(*lists, strict=True)
+    step = per * width
     full = count // per
     if full:
         statement = into + ", ".join([row] * per)
-        conn.exec_driver_sql(statement, [
-            tuple(itertools.chain.from_iterable(itertools.islice(rows, per)))
-            for _ in range(full)])
+        conn.exec_driver_sql(statement, [tuple(flat[i:i + step])
+                                         for i in range(0, full * step, step)])
     if count % per:
         conn.exec_driver_sql(into + ", ".join([row] * (count % per)),
-                             tuple(itertools.chain.from_iterable(rows)))
+                             tuple(flat[full * step:]))
     return count
 
 
@@ -373,10 +386,10 @@ class Transaction:
         processors = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
                       if direct else None for name in columns]
 
-        def chunks() -> Iterator[list[list[Any]]]:
+        def chunks(as_lists: bool = True) -> Iterator[list[Any]]:
             for start in range(0, total, _INSERT_CHUNK):
                 stop = min(start + _INSERT_CHUNK, total)
-                values: list[list[Any]] = []
+                values: list[Any] = []
                 for name, is_float, process in zip(columns, floats, processors, strict=True):
                     column = data[name]
                     if picked is None:
@@ -391,7 +404,9 @@ class Transaction:
                         part = _objects(np.asarray(part, dtype=np.float64))
                     elif process is not None:
                         part = [process(v) for v in part]
-                    values.append(part.tolist() if isinstance(part, np.ndarray) else list(part))
+                    if as_lists:
+                        part = part.tolist() if isinstance(part, np.ndarray) else list(part)
+                    values.append(part)
                 yield values
 
         names = ", ".join(f'"{name}"' for name in columns)
@@ -407,7 +422,7 @@ class Transaction:
                     for row in zip(*chunk, strict=True):
                         copy.write_row(row)
         else:
-            for chunk in chunks():
+            for chunk in chunks(as_lists=False):
                 _sqlite_insert(conn, table, constants, dict(zip(columns, chunk, strict=True)))
         return total
 
