@@ -77,14 +77,26 @@ class EscalationRecord:
     silenced_until: str | None = None
     silence_reason: str | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
-    settings: dict[str, float] = field(default_factory=dict)
-    facts: dict[str, Any] = field(default_factory=dict)
+    # The settings of the rule that set the level, and the fact it fired on, as stored
+    # (JSON; the fact's keys sorted).
+    settings_text: str = "{}"
+    facts_text: str = "{}"
 
     @property
     def status(self) -> str:
         if self.silenced_until:
             return "silenced"
         return "resolved" if self.resolved else "open"
+
+    @property
+    def settings(self) -> dict[str, float]:
+        loaded: dict[str, float] = json.loads(self.settings_text)
+        return loaded
+
+    @property
+    def facts(self) -> dict[str, Any]:
+        loaded: dict[str, Any] = json.loads(self.facts_text)
+        return loaded
 
     def row(self) -> dict[str, Any]:
         """As stored."""
@@ -93,8 +105,8 @@ class EscalationRecord:
             "level": self.level, "forum": self.forum, "status": self.status,
             "resolved": self.resolved, "rule": self.rule, "resolved_rule": self.resolved_rule,
             "description": self.description, "last_period": self.last_period,
-            "history": json.dumps(self.history), "settings": json.dumps(self.settings),
-            "facts": json.dumps(self.facts, sort_keys=True),
+            "history": json.dumps(self.history), "settings": self.settings_text,
+            "facts": self.facts_text,
             "silenced_until": self.silenced_until, "silence_reason": self.silence_reason,
         }
 
@@ -618,8 +630,8 @@ def _ladder(facts: _Facts, pos: Any, out: Any, outcomes: list[_Outcome],
     ranks.append(facts.contract_code[ev_pos])
     order = np.lexsort(ranks).tolist()
 
-    def payload(position: int, used: list[str]) -> dict[str, Any]:
-        return fact_payload(facts.row(position, used), used)
+    # The fact and rule each record's settings and facts come from, written at the end.
+    origin: dict[int, tuple[EscalationRecord, int, int]] = {}
 
     out_records: list[EscalationRecord] = []
     key: tuple[str, str] | None = None
@@ -651,9 +663,9 @@ def _ladder(facts: _Facts, pos: Any, out: Any, outcomes: list[_Outcome],
                         contract=cid, measure=measure, opened=period, level=level,
                         forum=forums[level - 1], rule=rule.id,
                         description=outcome.description, last_period=period,
-                        history=[step], settings=dict(outcome.settings),
-                        facts=payload(positions[i], outcome.used),
+                        history=[step],
                         silenced_until=silence["until"], silence_reason=silence["reason"])
+                    origin[id(record)] = (record, positions[i], rules[i])
                 else:
                     record.last_period = period
                     if level > record.level:
@@ -671,15 +683,14 @@ def _ladder(facts: _Facts, pos: Any, out: Any, outcomes: list[_Outcome],
                 current = EscalationRecord(
                     contract=cid, measure=measure, opened=period, level=level,
                     forum=forums[level - 1], rule=rule.id, description=outcome.description,
-                    last_period=period, history=[step], settings=dict(outcome.settings),
-                    facts=payload(positions[i], outcome.used))
+                    last_period=period, history=[step])
+                origin[id(current)] = (current, positions[i], rules[i])
             else:
                 current.last_period = period
                 if level > current.level:
                     current.level, current.forum = level, forums[level - 1]
                     current.rule, current.description = rule.id, outcome.description
-                    current.settings = dict(outcome.settings)
-                    current.facts = payload(positions[i], outcome.used)
+                    origin[id(current)] = (current, positions[i], rules[i])
                     current.history.append({"period": period, "level": level,
                                             "rule": rule.id,
                                             "description": outcome.description})
@@ -690,4 +701,24 @@ def _ladder(facts: _Facts, pos: Any, out: Any, outcomes: list[_Outcome],
     out_records.extend(held.values())
     if current is not None:
         out_records.append(current)
+    _write_origins(facts, outcomes, list(origin.values()))
     return out_records
+
+
+def _write_origins(facts: _Facts, outcomes: list[_Outcome],
+                   origins: list[tuple[EscalationRecord, int, int]]) -> None:
+    """Each record's settings and fact as stored, written for all records of a rule at once
+    (as ``json.dumps`` of the settings, and of ``fact_payload`` with sorted keys)."""
+    import numpy as np
+
+    by_rule: dict[int, list[tuple[EscalationRecord, int]]] = {}
+    for record, position, rule in origins:
+        by_rule.setdefault(rule, []).append((record, position))
+    for rule, held in by_rule.items():
+        outcome = outcomes[rule]
+        settings = json.dumps(outcome.settings)
+        positions = np.array([position for _, position in held], dtype=np.int64)
+        texts = _facts_json(facts, positions, facts.ids(positions), outcome.used)
+        for (record, _), text in zip(held, texts, strict=True):
+            record.settings_text = settings
+            record.facts_text = text
