@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -636,6 +636,7 @@ def _ladder(facts: _Facts, pos: Any, out: Any, outcomes: list[_Outcome],
     out_records: list[EscalationRecord] = []
     key: tuple[str, str] | None = None
     forums: list[str] = []
+    measure_silences: Sequence[Mapping[str, Any]] = ()
     current: EscalationRecord | None = None
     held: dict[int, EscalationRecord] = {}
     levels, rules, ends_at = ev_level.tolist(), ev_rule.tolist(), ev_resolve.tolist()
@@ -648,11 +649,12 @@ def _ladder(facts: _Facts, pos: Any, out: Any, outcomes: list[_Outcome],
                 out_records.append(current)
             key, forums = (cid, measure), schedules[cid].contract.forums
             current, held = None, {}
+            measure_silences = (silences or {}).get(key, ())
         if levels[i]:
             outcome = outcomes[rules[i]]
             rule = outcome.rule
             level = min(levels[i], len(forums))
-            silence = _silence_at((silences or {}).get((cid, measure), ()), period)
+            silence = _silence_at(measure_silences, period) if measure_silences else None
             if silence is not None and (current is None or level > current.level):
                 # Held back while the silence is in force: recorded, never lost.
                 record = held.get(silence["id"])
