@@ -124,6 +124,14 @@ def run_check(tx: Transaction, schedules: dict[str, Schedule], periods: Sequence
     ``progress`` hears of the stages: assessing, storing the assessments, running the rules,
     writing the records (see compliance.progress).
     """
+    from compliance.batch import collector_paused
+
+    with collector_paused():
+        return _run_check(tx, schedules, periods, progress)
+
+
+def _run_check(tx: Transaction, schedules: dict[str, Schedule], periods: Sequence[str],
+               progress: Progress | None) -> CheckResult:
     import pandas as pd
 
     from compliance.progress import no_progress, offset
@@ -185,6 +193,13 @@ def _derive(tx: Transaction, schedules: Mapping[str, Schedule], history: pd.Data
 
 def rederive(tx: Transaction, schedules: Mapping[str, Schedule]) -> dict[str, int]:
     """Records again from the figures, after something they depend on changed (a silence)."""
+    from compliance.batch import collector_paused
+
+    with collector_paused():
+        return _rederive(tx, schedules)
+
+
+def _rederive(tx: Transaction, schedules: Mapping[str, Schedule]) -> dict[str, int]:
     checked = tx.checked_periods(list(schedules))
     if not checked:
         return {"findings": 0, "escalations": 0}

@@ -923,6 +923,15 @@ def parse_returns(paths: Sequence[str | Path], schedules: Mapping[str, Schedule]
 
     ``progress`` hears of each file as it is read (see compliance.progress).
     """
+    from compliance.batch import collector_paused
+
+    with collector_paused():
+        return _read_returns(paths, schedules, contract, today, progress)
+
+
+def _read_returns(paths: Sequence[str | Path], schedules: Mapping[str, Schedule],
+                  contract: str | None, today: dt.date | None, progress: Progress | None
+                  ) -> pd.DataFrame:
     import pandas as pd
 
     frames: list[pd.DataFrame] = []

@@ -1,0 +1,66 @@
+"""Bulk work runs with the cyclic garbage collector paused, and leaves it as it found it."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from compliance.batch import collector_paused
+from tests.conftest import SUNDERLAND, SUNDERLAND_RETURN, Result
+
+
+@pytest.fixture(autouse=True)
+def _collector_on() -> Iterator[None]:
+    was = gc.isenabled()
+    gc.enable()
+    yield
+    if not was:
+        gc.disable()
+
+
+def test_paused_inside_and_restored_after_even_on_error() -> None:
+    with collector_paused():
+        assert not gc.isenabled()
+        with collector_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # the outer block still holds it
+    assert gc.isenabled()
+    with pytest.raises(ValueError), collector_paused():
+        raise ValueError("boom")
+    assert gc.isenabled()
+
+
+def test_a_collector_already_off_stays_off() -> None:
+    gc.disable()
+    with collector_paused():
+        pass
+    assert not gc.isenabled()
+
+
+def test_import_and_check_run_with_the_collector_paused(
+        cli: Callable[..., Result], monkeypatch: pytest.MonkeyPatch) -> None:
+    from compliance import escalation, returns
+    from compliance.store import Transaction
+
+    seen: dict[str, bool] = {}
+
+    def spy(owner: Any, name: str) -> None:
+        original = getattr(owner, name)
+
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            seen[name] = gc.isenabled()
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(owner, name, wrapped)
+
+    spy(returns, "parse_return")
+    spy(Transaction, "_insert")
+    spy(escalation, "run_rules")
+    result = cli("check", "--contract", SUNDERLAND, "--returns", SUNDERLAND_RETURN,
+                 "--period", "2018-09", "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    assert seen == {"parse_return": False, "_insert": False, "run_rules": False}
+    assert gc.isenabled()
