@@ -1,13 +1,14 @@
 """How fast SQLite itself takes a checked store's assessments: the floor under the check's write.
 
-    python benchmarks/sqlite_floor.py STORE.db [--repeat 3]
+    python benchmarks/sqlite_floor.py STORE.db [--repeat 3] [--values 999]
 
 STORE.db is a SQLite store that a check has filled (``profile_stage.py --stage check`` leaves
 one as ``/tmp/compliance-bench/profile-SIZE.db``; ``run.py --keep`` keeps its stores). Its
 assessment rows are read once, then written into an empty table of the same columns and
 primary key (no foreign keys, no other index) in a fresh database file, two ways:
 
-- ``executemany``: Python's sqlite3 module, many rows a statement (as the store writes them);
+- ``executemany``: Python's sqlite3 module, many rows a statement (as the store writes them:
+  as many rows as fit in ``--values`` values);
 - ``insert-select``: SQLite copying the rows from the store's table, with no Python at all.
 
 The first is what any Python writer of these rows pays at least; the gap to the second is the
@@ -29,6 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("store", type=Path)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--values", type=int, default=999,
+                        help="values per INSERT statement (at most SQLite's variable limit)")
     args = parser.parse_args(argv)
 
     source = sqlite3.connect(args.store)
@@ -43,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     table = (f"CREATE TABLE assessment ({quoted}, "
              "PRIMARY KEY (contract_id, period, measure_id))")
     flat = [value for row in rows for value in row]
-    per = 999 // width
+    per = max(args.values // width, 1)
     step = per * width
     full = len(rows) // per
     statement = ("INSERT INTO assessment VALUES "
@@ -74,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
                 conn.execute("COMMIT")
                 times[way].append(time.perf_counter() - start)
                 conn.close()
-    print(f"{len(rows):,} assessments of {width} columns, SQLite {sqlite3.sqlite_version}")
+    print(f"{len(rows):,} assessments of {width} columns, {per} rows a statement, "
+          f"SQLite {sqlite3.sqlite_version}")
     for way, seconds in times.items():
         print(f"  {way:14s} median {statistics.median(seconds):.2f}s "
               f"({', '.join(f'{s:.2f}' for s in seconds)})")
