@@ -48,7 +48,7 @@ def history_with_features(tx: Transaction, schedules: Mapping[str, Schedule],
     """
     from compliance.assess import add_features, assess, measure_table
 
-    figures = tx.latest_figures(list(schedules), up_to=max(through.values()))
+    figures = tx.latest_figures(list(schedules), up_to=max(through.values()), parts=False)
     if in_force is None:
         in_force = tx.schedule_versions(list(schedules))
     given = first or {}

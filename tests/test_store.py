@@ -359,6 +359,12 @@ def test_submissions_number_versions_and_keep_nulls(make_store: Callable[[], Sto
         latest = tx.latest_figures([SUNDERLAND_ID, DARLINGTON_ID])
         upto = tx.latest_figures([SUNDERLAND_ID], up_to="2018-09")
         nothing = tx.latest_figures([])
+        figures_only = tx.latest_figures([SUNDERLAND_ID, DARLINGTON_ID], parts=False)
+        nothing_only = tx.latest_figures([], parts=False)
+    # Without the ratios' parts: the same frame, two columns fewer.
+    pd.testing.assert_frame_equal(figures_only,
+                                  latest.drop(columns=["numerator", "denominator"]))
+    assert list(nothing_only.columns) == list(figures_only.columns)
     assert list(latest.columns) == ["contract", "measure", "period", "value", "numerator",
                                     "denominator", "source", "source_rank", "comment",
                                     "version"]
