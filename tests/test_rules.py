@@ -320,6 +320,15 @@ def test_contract_settings_override_and_validation(tmp_path: Path) -> None:
     assert [(h["period"], h["level"]) for h in kpi2.history] == [("2018-07", 1),
                                                                   ("2018-09", 3)]
     assert result.settings["sunderland-tfc"]["consecutive_kpi_breaches_level_2"] == 3
+    # The settings and fact of the rule that set the level, as stored and as read back.
+    row = kpi2.row()
+    assert kpi2.rule == "kpi-sustained-breach" and kpi2.level == 3
+    assert kpi2.settings == json.loads(row["settings"]) == {
+        "consecutive_kpi_breaches_level_3": 3}
+    assert kpi2.facts == json.loads(row["facts"]) == {
+        "consecutive_breaches": 3.0, "id": "sunderland-tfc|KPI2|2018-09", "kind": "kpi",
+        "sid": "", "status": "breach"}
+    assert row["facts"] == json.dumps(kpi2.facts, sort_keys=True)
 
     typo = tmp_path / "typo.yaml"
     typo.write_text(text.replace("consecutive_kpi_breaches_level_2: 3",
