@@ -252,6 +252,13 @@ def validate_schedule(path: str | Path) -> tuple[Schedule | None, list[Problem]]
     A file that reads as plain YAML and has no problem at all is read once with the safe
     loader; any other is read again with line numbers, so that each problem names its
     line. The checks are the same either way."""
+    from compliance.batch import collector_paused
+
+    with collector_paused():  # many small objects, no cycles of note
+        return _read_schedule(path)
+
+
+def _read_schedule(path: str | Path) -> tuple[Schedule | None, list[Problem]]:
     file = str(path)
     try:
         data = Path(path).read_bytes()

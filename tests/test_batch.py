@@ -40,9 +40,11 @@ def test_a_collector_already_off_stays_off() -> None:
     assert not gc.isenabled()
 
 
-def test_import_and_check_run_with_the_collector_paused(
+def test_schedules_import_and_check_run_with_the_collector_paused(
         cli: Callable[..., Result], monkeypatch: pytest.MonkeyPatch) -> None:
     from compliance import escalation, returns
+    from compliance import schedule as schedule_module
+    from compliance import store as store_module
     from compliance.store import Transaction
 
     seen: dict[str, bool] = {}
@@ -59,8 +61,11 @@ def test_import_and_check_run_with_the_collector_paused(
     spy(returns, "parse_return")
     spy(Transaction, "_insert")
     spy(escalation, "run_rules")
+    spy(schedule_module, "_validate")  # reading a schedule file
+    spy(store_module, "schedule_from_json")  # reading a stored schedule
     result = cli("check", "--contract", SUNDERLAND, "--returns", SUNDERLAND_RETURN,
                  "--period", "2018-09", "--format", "json")
     assert result.exit_code == 0, result.stderr
-    assert seen == {"parse_return": False, "_insert": False, "run_rules": False}
+    assert seen == {"parse_return": False, "_insert": False, "run_rules": False,
+                    "_validate": False, "schedule_from_json": False}
     assert gc.isenabled()

@@ -22,6 +22,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlmodel import Session, col, create_engine
 
+from compliance.batch import collector_paused
 from compliance.errors import StoreError
 from compliance.periods import add_months
 from compliance.schedule import Schedule, schedule_from_json
@@ -508,8 +509,9 @@ class Transaction:
             & (col(Contract.current_version) == ScheduleVersion.version))
         if ids is not None:
             query = query.where(col(ScheduleVersion.contract_id).in_(list(ids)))
-        found = {row.contract_id: self._schedule(row)
-                 for row in self.session.execute(query).scalars()}
+        with collector_paused():  # thousands of small objects per schedule
+            found = {row.contract_id: self._schedule(row)
+                     for row in self.session.execute(query).scalars()}
         if ids is not None:
             missing = [i for i in ids if i not in found]
             if missing:
@@ -522,8 +524,9 @@ class Transaction:
     def schedule_versions(self, ids: Sequence[str]) -> list[tuple[Schedule, int, str | None]]:
         """Every version of the contracts' schedules, with the period each takes effect."""
         query = select(ScheduleVersion).where(col(ScheduleVersion.contract_id).in_(list(ids)))
-        return [(self._schedule(row), row.version, row.effective_from)
-                for row in self.session.execute(query).scalars()]
+        with collector_paused():
+            return [(self._schedule(row), row.version, row.effective_from)
+                    for row in self.session.execute(query).scalars()]
 
     def contract_ids(self) -> list[str]:
         query = select(col(Contract.id)).order_by(col(Contract.id))
@@ -554,8 +557,6 @@ class Transaction:
 
         ``files`` maps each file's path (as in the figures' ``file`` column) to its SHA-256.
         """
-        from compliance.batch import collector_paused
-
         with collector_paused():
             return self._submit(figures, files)
 
