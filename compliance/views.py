@@ -22,69 +22,105 @@ def _text(value: Any) -> str | None:
 
 def check_documents(result: CheckResult) -> list[dict[str, Any]]:
     """One document per contract and period checked."""
-    from compliance.checking import escalation_as_at
     from compliance.escalation import records
 
     found = result.rules.findings
-    # The records of every period replayed, of which the documents show the periods checked.
-    findings = records(found[found["period"].isin(list(result.periods))]) if len(found) \
-        else []
-    escalations = [e.row() for e in result.rules.escalations]
+    # The records of every period replayed, of which the documents show the periods checked;
+    # each document's found by its contract and period, not by scanning all of them.
+    findings: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for f in (records(found[found["period"].isin(list(result.periods))]) if len(found)
+              else []):
+        findings.setdefault((f["contract"], f["period"]), []).append(f)
+    # Each contract's escalations, as escalation_as_at reads them.
+    escalations: dict[str, list[dict[str, Any]]] = {}
+    for e in result.rules.escalations:
+        escalations.setdefault(e.contract, []).append({
+            "measure_id": e.measure, "opened": e.opened, "history": e.history,
+            "resolved": e.resolved, "silenced_until": e.silenced_until,
+            "silence_reason": e.silence_reason})
+    assessments = result.assessments
+    # Each (contract, period)'s rows, in the order of the assessments, made into dicts some
+    # 50,000 rows at a time.
+    groups: dict[Any, Any] = (assessments.groupby(["contract", "period"], sort=True).indices
+                              if len(assessments) else {})
+    ordered = sorted(groups.items())
     docs = []
-    for (cid, period), group in result.assessments.groupby(["contract", "period"], sort=True):
-        cid, period = str(cid), str(period)
-        schedule = result.schedules[cid]
-        items = []
-        for row in records(group):
-            in_force = result.versions.get((cid, int(row["schedule_version"])), schedule)
-            m = in_force.measure(row["measure"])
-            items.append({
-                "measure": m.id, "kind": m.kind, "title": m.title, "unit": m.unit,
-                "polarity": m.polarity, "period": row["figure_period"],
-                "value": _num(row["value"]),
-                "target": list(m.target) if isinstance(m.target, tuple) else m.target,
-                "tolerance": list(m.tolerance) if isinstance(m.tolerance, tuple)
-                else m.tolerance,
-                "status": row["status"], "rag": row["rag"], "direction": _text(row["direction"]),
-                "previous_value": _num(row["previous_value"]),
-                "profiled_target": _num(row["profiled_target"]),
-                "compared_with": _num(row["compared_with"]),
-                "forecast": _num(row["forecast"]), "forecast_status": _text(row["forecast_status"]),
-                "reason": _text(row["reason"]), "source": _text(row["source"]),
-                "sources": int(row["sources"]), "source_spread": _num(row["source_spread"]),
-                "comparators": dict(m.comparators), "baselines": dict(m.baselines),
-                "variation": _text(row.get("variation")),
-                "assurance": _text(row.get("assurance")),
-                "schedule_version": int(row["schedule_version"]),
-                "figure_version": None if missing(row["figure_version"])
-                else int(row["figure_version"]),
-            })
-        mine = [f for f in findings if f["contract"] == cid and f["period"] == period]
-
-        def shaped(kinds: tuple[str, ...], mine: list[dict[str, Any]] = mine
-                   ) -> list[dict[str, Any]]:
-            return [{"measure": f["measure"], "period": f["period"],
-                     "figure_period": f["figure_period"], "type": f["type"],
-                     "severity": f["severity"], "rule": f["rule"],
-                     "description": f["description"], "value": _num(f["value"]),
-                     "compared_with": _num(f["compared_with"])}
-                    for f in mine if f["type"] in kinds]
-
-        ladder = []
-        for row in escalations:
-            if row["contract_id"] != cid:
-                continue
-            state = escalation_as_at(row, period, schedule.contract.forums)
-            if state and (state["status"] == "open" or state["resolved"] == period
-                          or (state["status"] == "silenced"
-                              and period <= str(state["silenced_until"]))):
-                ladder.append(state)
-        ladder.sort(key=lambda e: (-e["level"], e["opened"], e["measure"]))
-        docs.append({"contract": cid, "period": period,
-                     "provider": schedule.contract.provider, "assessments": items,
-                     "breaches": shaped(BREACH_TYPES), "data_quality": shaped(("data_quality",)),
-                     "watch": shaped(("watch",)), "escalations": ladder})
+    start = 0
+    while start < len(ordered):
+        stop, count = start, 0
+        while stop < len(ordered) and (stop == start
+                                       or count + len(ordered[stop][1]) <= _ROWS_AT_ONCE):
+            count += len(ordered[stop][1])
+            stop += 1
+        chunk = ordered[start:stop]
+        rows = records(assessments.iloc[[i for _, p in chunk for i in list(p)]])
+        offset = 0
+        for key, positions in chunk:
+            docs.append(_document(result, str(key[0]), str(key[1]),
+                                  rows[offset:offset + len(positions)], findings, escalations))
+            offset += len(positions)
+        start = stop
     return docs
+
+
+_ROWS_AT_ONCE = 50_000
+
+
+def _document(result: CheckResult, cid: str, period: str, rows: list[dict[str, Any]],
+              findings: dict[tuple[str, str], list[dict[str, Any]]],
+              escalations: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """The document of one contract and period from its assessments' rows."""
+    from compliance.checking import escalation_as_at
+
+    schedule = result.schedules[cid]
+    items = []
+    for row in rows:
+        in_force = result.versions.get((cid, int(row["schedule_version"])), schedule)
+        m = in_force.measure(row["measure"])
+        items.append({
+            "measure": m.id, "kind": m.kind, "title": m.title, "unit": m.unit,
+            "polarity": m.polarity, "period": row["figure_period"],
+            "value": _num(row["value"]),
+            "target": list(m.target) if isinstance(m.target, tuple) else m.target,
+            "tolerance": list(m.tolerance) if isinstance(m.tolerance, tuple)
+            else m.tolerance,
+            "status": row["status"], "rag": row["rag"], "direction": _text(row["direction"]),
+            "previous_value": _num(row["previous_value"]),
+            "profiled_target": _num(row["profiled_target"]),
+            "compared_with": _num(row["compared_with"]),
+            "forecast": _num(row["forecast"]), "forecast_status": _text(row["forecast_status"]),
+            "reason": _text(row["reason"]), "source": _text(row["source"]),
+            "sources": int(row["sources"]), "source_spread": _num(row["source_spread"]),
+            "comparators": dict(m.comparators), "baselines": dict(m.baselines),
+            "variation": _text(row.get("variation")),
+            "assurance": _text(row.get("assurance")),
+            "schedule_version": int(row["schedule_version"]),
+            "figure_version": None if missing(row["figure_version"])
+            else int(row["figure_version"]),
+        })
+    mine = findings.get((cid, period), [])
+
+    def shaped(kinds: tuple[str, ...], mine: list[dict[str, Any]] = mine
+               ) -> list[dict[str, Any]]:
+        return [{"measure": f["measure"], "period": f["period"],
+                 "figure_period": f["figure_period"], "type": f["type"],
+                 "severity": f["severity"], "rule": f["rule"],
+                 "description": f["description"], "value": _num(f["value"]),
+                 "compared_with": _num(f["compared_with"])}
+                for f in mine if f["type"] in kinds]
+
+    ladder = []
+    for row in escalations.get(cid, []):
+        state = escalation_as_at(row, period, schedule.contract.forums)
+        if state and (state["status"] == "open" or state["resolved"] == period
+                      or (state["status"] == "silenced"
+                          and period <= str(state["silenced_until"]))):
+            ladder.append(state)
+    ladder.sort(key=lambda e: (-e["level"], e["opened"], e["measure"]))
+    return {"contract": cid, "period": period,
+            "provider": schedule.contract.provider, "assessments": items,
+            "breaches": shaped(BREACH_TYPES), "data_quality": shaped(("data_quality",)),
+            "watch": shaped(("watch",)), "escalations": ladder}
 
 
 def escalation_rows(escalations: list[dict[str, Any]], schedules: dict[str, Any],

@@ -116,6 +116,25 @@ def test_check_every_contract_and_a_range(cli: Callable[..., Result], db_path: S
         assert conn.execute("select count(*) from assessment").fetchone() == (3 * 11 + 3 * 20,)
 
 
+def test_documents_made_a_few_rows_at_a_time_are_the_same(
+        cli: Callable[..., Result], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A check of many contracts and months turns its rows into documents in batches; the
+    batches' size changes nothing, not even the order."""
+    from compliance import views
+
+    assert cli("contract", "load", SUNDERLAND, DARLINGTON).exit_code == 0
+    assert cli("submit", "--contract", "sunderland-tfc", SUNDERLAND_RETURN).exit_code == 0
+    assert cli("submit", "--contract", "darlington-childrens",
+               DARLINGTON_RETURN).exit_code == 0
+    whole = cli("check", "--from", "2017-07", "--to", "2018-09", "--format", "json").json()
+    assert len(whole) == 2 * 15 and any(d["escalations"] for d in whole)
+    assert any(d["breaches"] for d in whole) and any(d["data_quality"] for d in whole)
+    for size in (1, 7, 20, 21):  # one row; a part of a document; one document's rows; more
+        monkeypatch.setattr(views, "_ROWS_AT_ONCE", size)
+        again = cli("check", "--from", "2017-07", "--to", "2018-09", "--format", "json")
+        assert again.json() == whole, size
+
+
 def test_schedule_reload_makes_a_new_version(cli: Callable[..., Result], tmp_path: Path,
                                              db_path: StoreRef) -> None:
     assert cli("contract", "load", SUNDERLAND).exit_code == 0
