@@ -6,6 +6,7 @@ Heavy libraries (pandas, SQLAlchemy, durable-rules) are imported inside the comm
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import sys
@@ -401,8 +402,7 @@ def _print_check(result: CheckResult, format: Format) -> None:
 
     docs = check_documents(result)
     if format is Format.json:
-        payload: Any = docs[0] if len(docs) == 1 else docs
-        typer.echo(json.dumps(payload, indent=2, ensure_ascii=False, allow_nan=False))
+        _print_json_documents(docs)
     elif format is Format.csv:
         import csv
 
@@ -424,6 +424,23 @@ def _print_check(result: CheckResult, format: Format) -> None:
             console.print(_scorecard(doc, result.schedules[doc["contract"]]))
             for table in _record_tables(doc, result.schedules[doc["contract"]]):
                 console.print(table)
+
+
+def _print_json_documents(docs: Iterator[dict[str, Any]]) -> None:
+    """One document as a JSON object, or several as a JSON list, written one document at a
+    time: the text is what ``json.dumps(..., indent=2)`` of the whole would give."""
+    def text(doc: Any) -> str:
+        return json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False)
+
+    first, second = next(docs, None), next(docs, None)
+    if first is None or second is None:
+        typer.echo(text([] if first is None else first))
+        return
+    typer.echo("[", nl=True)
+    for number, doc in enumerate(itertools.chain((first, second), docs)):
+        typer.echo((",\n" if number else "") + "  " + text(doc).replace("\n", "\n  "),
+                   nl=False)
+    typer.echo("\n]")
 
 
 def _record_tables(doc: dict[str, Any], schedule: Schedule) -> list[Any]:

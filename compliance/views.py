@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from compliance.present import missing
@@ -20,8 +21,9 @@ def _text(value: Any) -> str | None:
     return None if missing(value) or value == "" else str(value)
 
 
-def check_documents(result: CheckResult) -> list[dict[str, Any]]:
-    """One document per contract and period checked."""
+def check_documents(result: CheckResult) -> Iterator[dict[str, Any]]:
+    """One document per contract and period checked, made as they are asked for: a check of
+    many contracts and months need not hold every document at once."""
     from compliance.escalation import records
 
     found = result.rules.findings
@@ -44,7 +46,6 @@ def check_documents(result: CheckResult) -> list[dict[str, Any]]:
     groups: dict[Any, Any] = (assessments.groupby(["contract", "period"], sort=True).indices
                               if len(assessments) else {})
     ordered = sorted(groups.items())
-    docs = []
     start = 0
     while start < len(ordered):
         stop, count = start, 0
@@ -56,11 +57,11 @@ def check_documents(result: CheckResult) -> list[dict[str, Any]]:
         rows = records(assessments.iloc[[i for _, p in chunk for i in list(p)]])
         offset = 0
         for key, positions in chunk:
-            docs.append(_document(result, str(key[0]), str(key[1]),
-                                  rows[offset:offset + len(positions)], findings, escalations))
+            yield _document(result, str(key[0]), str(key[1]),
+                            rows[offset:offset + len(positions)], findings, escalations)
             offset += len(positions)
+        del rows
         start = stop
-    return docs
 
 
 _ROWS_AT_ONCE = 50_000

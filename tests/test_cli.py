@@ -135,6 +135,24 @@ def test_documents_made_a_few_rows_at_a_time_are_the_same(
         assert again.json() == whole, size
 
 
+def test_json_documents_written_one_at_a_time_read_as_one_dump(
+        cli: Callable[..., Result]) -> None:
+    """Several documents are written one after the other; the text is exactly the indented
+    dump of the whole list (and one document is still a single object)."""
+    assert cli("contract", "load", SUNDERLAND, DARLINGTON).exit_code == 0
+    assert cli("submit", "--contract", "sunderland-tfc", SUNDERLAND_RETURN).exit_code == 0
+    assert cli("submit", "--contract", "darlington-childrens",
+               DARLINGTON_RETURN).exit_code == 0
+    for args, count in ((("--from", "2017-07", "--to", "2018-09"), 30),
+                        (("--from", "2018-08", "--to", "2018-09"), 4),
+                        (("--contract", "sunderland-tfc", "--period", "2018-09"), None)):
+        result = cli("check", *args, "--format", "json")
+        assert result.exit_code == 0, result.stderr
+        doc = result.json()
+        assert (len(doc) if count else isinstance(doc, dict)) == (count or True)
+        assert result.stdout == json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+
+
 def test_schedule_reload_makes_a_new_version(cli: Callable[..., Result], tmp_path: Path,
                                              db_path: StoreRef) -> None:
     assert cli("contract", "load", SUNDERLAND).exit_code == 0
