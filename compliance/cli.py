@@ -551,10 +551,9 @@ def escalations(
             schedules = tx.schedules(contract or None)
             found = [e.model_dump() for e in tx.escalations(list(schedules))]
             notes = tx.notes(list(schedules))
-            latest: dict[tuple[str, str], dict[str, Any]] = {}
-            for cid, (_, through) in tx.checked_periods(list(schedules)).items():
-                for row in records(tx.assessments(cid, through)):
-                    latest[(cid, row["measure_id"])] = {**row, "period": through}
+            # Each contract's assessments of the latest month checked, in one query.
+            latest = {(row["contract_id"], row["measure_id"]): row
+                      for row in records(tx.latest_assessments(list(schedules)))}
         if open_only:
             found = [e for e in found if e["status"] == "open"]
         if level is not None:

@@ -595,6 +595,28 @@ def test_chunked_writes_and_reads_keep_every_row_in_order(
     chunked.dispose()
 
 
+def test_latest_assessments_of_many_contracts_are_each_ones_latest_month(
+        cli: Callable[..., Result], db_path: StoreRef) -> None:
+    from tests.conftest import DARLINGTON
+
+    assert cli("contract", "load", SUNDERLAND, DARLINGTON).exit_code == 0
+    assert cli("submit", "--contract", "sunderland-tfc", SUNDERLAND_RETURN).exit_code == 0
+    assert cli("check", "--contract", "sunderland-tfc", "--from", "2018-07", "--to",
+               "2018-09").exit_code == 0
+    store = Store(db_path.url)
+    with store.transaction() as tx:
+        latest = tx.latest_assessments(["sunderland-tfc", "darlington-childrens"])
+        expected = tx.assessments("sunderland-tfc", "2018-09")
+        none = tx.latest_assessments([])
+    store.dispose()
+    # Darlington was never checked: it has none.
+    assert set(latest["period"]) == {"2018-09"} and len(latest) == 20
+    pd.testing.assert_frame_equal(
+        latest.sort_values("measure_id").reset_index(drop=True),
+        expected.sort_values("measure_id").reset_index(drop=True))
+    assert none.empty and list(none.columns) == list(expected.columns)
+
+
 def test_checked_periods_and_current_versions_of_many_contracts(
         make_store: Callable[[], StoreRef]) -> None:
     from compliance.errors import StoreError
