@@ -659,43 +659,26 @@ def _ladder(facts: _Facts, pos: Any, out: Any, outcomes: list[_Outcome],
                 # Held back while the silence is in force: recorded, never lost.
                 record = held.get(silence["id"])
                 if record is None:
-                    step = {"period": period, "level": level, "rule": rule.id,
-                            "description": outcome.description}
-                    record = held[silence["id"]] = EscalationRecord(
-                        contract=cid, measure=measure, opened=period, level=level,
-                        forum=forums[level - 1], rule=rule.id,
-                        description=outcome.description, last_period=period,
-                        history=[step],
+                    record = held[silence["id"]] = _opened(
+                        cid, measure, period, level, forums, rule.id, outcome.description,
                         silenced_until=silence["until"], silence_reason=silence["reason"])
                     origin[id(record)] = (record, positions[i], rules[i])
                 else:
                     record.last_period = period
                     if level > record.level:
-                        record.level, record.forum = level, forums[level - 1]
-                        record.rule, record.description = rule.id, outcome.description
-                        record.history.append({"period": period, "level": level,
-                                               "rule": rule.id,
-                                               "description": outcome.description})
+                        _raised(record, period, level, forums, rule.id, outcome.description)
                 if current is not None:
                     current.last_period = period
                 continue
             if current is None:
-                step = {"period": period, "level": level, "rule": rule.id,
-                        "description": outcome.description}
-                current = EscalationRecord(
-                    contract=cid, measure=measure, opened=period, level=level,
-                    forum=forums[level - 1], rule=rule.id, description=outcome.description,
-                    last_period=period, history=[step])
+                current = _opened(cid, measure, period, level, forums, rule.id,
+                                  outcome.description)
                 origin[id(current)] = (current, positions[i], rules[i])
             else:
                 current.last_period = period
                 if level > current.level:
-                    current.level, current.forum = level, forums[level - 1]
-                    current.rule, current.description = rule.id, outcome.description
+                    _raised(current, period, level, forums, rule.id, outcome.description)
                     origin[id(current)] = (current, positions[i], rules[i])
-                    current.history.append({"period": period, "level": level,
-                                            "rule": rule.id,
-                                            "description": outcome.description})
         elif ends_at[i] >= 0 and current is not None:
             current.resolved, current.resolved_rule = period, outcomes[ends_at[i]].rule.id
             out_records.append(current)
@@ -705,6 +688,25 @@ def _ladder(facts: _Facts, pos: Any, out: Any, outcomes: list[_Outcome],
         out_records.append(current)
     _write_origins(facts, outcomes, list(origin.values()))
     return out_records
+
+
+def _opened(contract: str, measure: str, period: str, level: int, forums: Sequence[str],
+            rule: str, description: str, **held: Any) -> EscalationRecord:
+    """An escalation opened in ``period`` at ``level`` by ``rule``."""
+    return EscalationRecord(
+        contract=contract, measure=measure, opened=period, level=level,
+        forum=forums[level - 1], rule=rule, description=description, last_period=period,
+        history=[{"period": period, "level": level, "rule": rule,
+                  "description": description}], **held)
+
+
+def _raised(record: EscalationRecord, period: str, level: int, forums: Sequence[str],
+            rule: str, description: str) -> None:
+    """An escalation taken up to ``level`` in ``period`` by ``rule``."""
+    record.level, record.forum = level, forums[level - 1]
+    record.rule, record.description = rule, description
+    record.history.append({"period": period, "level": level, "rule": rule,
+                           "description": description})
 
 
 def _write_origins(facts: _Facts, outcomes: list[_Outcome],
