@@ -196,3 +196,18 @@ def dump_store(store: StoreRef | Path) -> dict[str, list[tuple[Any, ...]]]:
                               key=repr) for t in tables}
     finally:
         engine.dispose()
+
+
+def facts_asserted(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The ids of the facts handed to durable-rules from now on (each still asserted)."""
+    from compliance import escalation
+
+    asserted: list[str] = []
+    real = escalation._assert
+
+    def spy(host: Any, name: str, fact: dict[str, Any], *args: Any, **kw: Any) -> None:
+        asserted.append(fact["id"])
+        real(host, name, fact, *args, **kw)
+
+    monkeypatch.setattr(escalation, "_assert", spy)
+    return asserted

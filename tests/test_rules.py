@@ -33,6 +33,7 @@ from tests.conftest import (
     Result,
     StoreRef,
     connect,
+    facts_asserted,
 )
 
 MONTHS = ["2018-06", "2018-07", "2018-08", "2018-09"]
@@ -382,14 +383,7 @@ def test_no_global_registry_no_threads_state_deleted(monkeypatch: pytest.MonkeyP
 
 
 def test_only_candidate_facts_reach_the_engine(monkeypatch: pytest.MonkeyPatch) -> None:
-    asserted: list[str] = []
-    real = escalation._assert
-
-    def spy(host: Any, name: str, fact: dict[str, Any], *args: Any, **kw: Any) -> None:
-        asserted.append(fact["id"])
-        real(host, name, fact, *args, **kw)
-
-    monkeypatch.setattr(escalation, "_assert", spy)
+    asserted = facts_asserted(monkeypatch)
     features, schedule = features_for([SUNDERLAND_RETURN], "2018-09")
     run_rules(features, {schedule.id: schedule})
     pack = load_pack("standard")

@@ -28,6 +28,7 @@ from compliance.escalation import RulesResult, run_rules
 from compliance.periods import from_index, month_index
 from compliance.rulepack import evaluate, load_pack
 from compliance.schedule import ContractSpec, MeasureSpec, Schedule
+from tests.conftest import facts_asserted
 from tests.reference_policy import DEFAULT_SETTINGS, ReferenceResult, reference_policy
 
 FORUMS = ["Operational Commissioning Group", "Directorate Management Team",
@@ -382,14 +383,7 @@ def test_each_path_matches_reference(seed: int, path: str, monkeypatch: pytest.M
     """Each path on its own: durable-rules never consulted on the batch path, and asserted
     every candidate on the other."""
     schedules, history, ref = generated(seed)
-    asserted: list[str] = []
-    real = escalation._assert
-
-    def spy(host: Any, name: str, fact: dict[str, Any], *args: Any, **kw: Any) -> None:
-        asserted.append(fact["id"])
-        real(host, name, fact, *args, **kw)
-
-    monkeypatch.setattr(escalation, "_assert", spy)
+    asserted = facts_asserted(monkeypatch)
     result = run_path(add_features(history), schedules, path)
     assert_same(ref, engine_tuples(result), history, f"seed {seed}, {path} path")
     if path == "batch":
