@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from compliance.batch import shared_texts
 from compliance.periods import TERM_END_MONTHS, from_index, month_index
 from compliance.schedule import ADDITIVE_UNITS, Schedule
 
@@ -98,21 +99,12 @@ def measure_table(schedules: SchedulesInForce) -> pd.DataFrame:
     # rows from a few shared objects rather than one per measure.
     for name in _SHARED_TEXTS:
         if name in table and table[name].dtype == object:
-            table[name] = _shared_texts(table[name].to_numpy())
+            table[name] = shared_texts(table[name].to_numpy())
     return table
 
 
 _SHARED_TEXTS = ("contract", "measure", "kind", "unit", "polarity", "frequency", "accumulation",
                  "judged", "primary_source")
-
-
-def _shared_texts(values: Any) -> Any:
-    """An object column with equal values held as one object each (missing values kept)."""
-    codes, uniques = pd.factorize(values)
-    shared = np.array(values, dtype=object)
-    known = codes >= 0
-    shared[known] = np.asarray(uniques, dtype=object)[codes[known]]
-    return shared
 
 
 MET, WITHIN, BREACH, NOT_REPORTED, NOT_DUE, MONITOR = range(len(STATUSES))

@@ -7,6 +7,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from compliance.batch import collector_paused
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -112,6 +114,7 @@ def _lateness(history: pd.DataFrame, schedules: Mapping[str, Schedule],
     return history
 
 
+@collector_paused()
 def run_check(tx: Transaction, schedules: dict[str, Schedule], periods: Sequence[str],
               *, progress: Progress | None = None) -> CheckResult:
     """Assess the periods, store the assessments, and re-derive the contracts' records.
@@ -124,14 +127,6 @@ def run_check(tx: Transaction, schedules: dict[str, Schedule], periods: Sequence
     ``progress`` hears of the stages: assessing, storing the assessments, running the rules,
     writing the records (see compliance.progress).
     """
-    from compliance.batch import collector_paused
-
-    with collector_paused():
-        return _run_check(tx, schedules, periods, progress)
-
-
-def _run_check(tx: Transaction, schedules: dict[str, Schedule], periods: Sequence[str],
-               progress: Progress | None) -> CheckResult:
     import pandas as pd
 
     from compliance.progress import no_progress, offset
@@ -191,15 +186,9 @@ def _derive(tx: Transaction, schedules: Mapping[str, Schedule], history: pd.Data
     return rules, {"findings": written["findings"], "escalations": written["escalations"]}
 
 
+@collector_paused()
 def rederive(tx: Transaction, schedules: Mapping[str, Schedule]) -> dict[str, int]:
     """Records again from the figures, after something they depend on changed (a silence)."""
-    from compliance.batch import collector_paused
-
-    with collector_paused():
-        return _rederive(tx, schedules)
-
-
-def _rederive(tx: Transaction, schedules: Mapping[str, Schedule]) -> dict[str, int]:
     checked = tx.checked_periods(list(schedules))
     if not checked:
         return {"findings": 0, "escalations": 0}

@@ -9,16 +9,15 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import difflib
-import gc
 import hashlib
 import io
 import math
 import re
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from compliance.batch import collector_paused
 from compliance.errors import Problem, ReturnError
 from compliance.periods import TERM_END_MONTHS, PeriodError, months_elapsed, parse_period
 from compliance.schedule import ADDITIVE_UNITS, UNIT_SCALE, MeasureSpec, Schedule
@@ -38,23 +37,6 @@ MISSING_MARKERS = frozenset({"", "n/a", "na", "-", "--", "unavailable", "not ava
 _THOUSANDS = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$")
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 MAX_ERRORS_SHOWN = 200
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """No cyclic garbage collection while a large return is read.
-
-    A million-row return makes millions of small lists; each automatic collection would scan
-    them all again, which costs more than reading them. Nothing read here makes a cycle, so
-    nothing is kept longer than it would have been.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def read_table(path: Path) -> tuple[list[list[Any]], int]:
@@ -180,7 +162,7 @@ def _csv_text(data: bytes, file: str) -> str:
 def _csv_rows(text: str, file: str) -> list[list[Any]]:
     rows: list[list[Any]] = []
     try:
-        with gc_paused():
+        with collector_paused():
             rows.extend(csv.reader(io.StringIO(text, newline=""), strict=True))
     except csv.Error as exc:
         where = len(rows) + 1
@@ -324,7 +306,7 @@ def _header(rows: list[list[Any]], first_row: int, out: _Collector) -> tuple[int
 def parse_return(path: str | Path, schedules: Mapping[str, Schedule],
                  contract: str | None = None, today: dt.date | None = None) -> pd.DataFrame:
     """Read and validate one provider return; raise ReturnError listing every problem."""
-    with gc_paused():
+    with collector_paused():
         return _parse_return(Path(path), schedules, contract, today)
 
 
@@ -916,6 +898,7 @@ def file_digest(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+@collector_paused()  # the files read, and the figures made of them
 def parse_returns(paths: Sequence[str | Path], schedules: Mapping[str, Schedule],
                   contract: str | None = None, today: dt.date | None = None, *,
                   progress: Progress | None = None) -> pd.DataFrame:
@@ -923,15 +906,6 @@ def parse_returns(paths: Sequence[str | Path], schedules: Mapping[str, Schedule]
 
     ``progress`` hears of each file as it is read (see compliance.progress).
     """
-    from compliance.batch import collector_paused
-
-    with collector_paused():
-        return _read_returns(paths, schedules, contract, today, progress)
-
-
-def _read_returns(paths: Sequence[str | Path], schedules: Mapping[str, Schedule],
-                  contract: str | None, today: dt.date | None, progress: Progress | None
-                  ) -> pd.DataFrame:
     import pandas as pd
 
     frames: list[pd.DataFrame] = []

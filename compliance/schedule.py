@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from compliance.batch import collector_paused
 from compliance.errors import Problem, ScheduleError
 from compliance.periods import PeriodError, parse_period
 from compliance.yamldoc import line_of, read_plain, read_yaml
@@ -246,19 +247,13 @@ def load_schedule(path: str | Path) -> Schedule:
     return schedule
 
 
+@collector_paused()  # many small objects, no cycles of note
 def validate_schedule(path: str | Path) -> tuple[Schedule | None, list[Problem]]:
     """Parse a schedule; return it (None if it cannot be accepted) and every problem found.
 
     A file that reads as plain YAML and has no problem at all is read once with the safe
     loader; any other is read again with line numbers, so that each problem names its
     line. The checks are the same either way."""
-    from compliance.batch import collector_paused
-
-    with collector_paused():  # many small objects, no cycles of note
-        return _read_schedule(path)
-
-
-def _read_schedule(path: str | Path) -> tuple[Schedule | None, list[Problem]]:
     file = str(path)
     try:
         data = Path(path).read_bytes()
@@ -270,7 +265,7 @@ def _read_schedule(path: str | Path) -> tuple[Schedule | None, list[Problem]]:
             schedule, problems = _validate(file, plain, plain, [], data)
             if schedule is not None and not problems:
                 return schedule, problems
-    loaded = read_yaml(path, "schedule")
+    loaded = read_yaml(path, "schedule", data)
     if isinstance(loaded, list):
         return None, loaded
     raw, plain, problems, data = loaded

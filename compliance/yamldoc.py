@@ -163,15 +163,17 @@ def _plain(node: Any) -> Any:
     return str(node)
 
 
-def read_yaml(path: str | Path, what: str
+def read_yaml(path: str | Path, what: str, data: bytes | None = None
               ) -> list[Problem] | tuple[Any, Any, list[Problem], bytes]:
     """Read a YAML file safely: (round-trip tree, plain values, problems, bytes), or the
-    problems that stop it being read at all. Repeated keys are problems, not failures."""
+    problems that stop it being read at all. Repeated keys are problems, not failures.
+    ``data`` is the file's content when the caller has read it already."""
     file = str(path)
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        return [Problem(f"cannot read the {what}: {exc.strerror or exc}", file=file)]
+    if data is None:
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            return [Problem(f"cannot read the {what}: {exc.strerror or exc}", file=file)]
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

@@ -12,7 +12,7 @@ import getpass
 import hashlib
 import json
 import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,7 +22,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlmodel import Session, col, create_engine
 
-from compliance.batch import collector_paused
+from compliance.batch import collector_paused, shared_texts
 from compliance.errors import StoreError
 from compliance.periods import add_months
 from compliance.schedule import Schedule, schedule_from_json
@@ -102,19 +102,16 @@ def _integers(values: Any) -> Any:
     return out
 
 
-def _texts(values: Any) -> list[Any]:
-    """A text column that is never NULL: missing and empty values become ''."""
-    return [v or "" for v in _objects(values).tolist()]
-
-
-def _strings(values: Any, convert: Callable[[Any], Any]) -> Any:
-    """A text column as an object array: as it is if every value is a string (which
-    ``convert`` would leave as they are), else through ``convert``."""
+def _texts(values: Any) -> Any:
+    """A text column that is never NULL, as an object array: missing and empty values
+    become ''."""
     import numpy as np
     from pandas.api.types import infer_dtype
 
     array = np.asarray(values, dtype=object)
-    return array if infer_dtype(array, skipna=False) == "string" else convert(values)
+    if infer_dtype(array, skipna=False) == "string":
+        return array  # text throughout: nothing to fill
+    return np.asarray([v or "" for v in _objects(array).tolist()], dtype=object)
 
 
 # Rows per INSERT statement on SQLite: at most 999 values in one statement (the smallest
@@ -179,18 +176,6 @@ _FIGURE_FIELDS = {"contract": "contract_id", "measure": "measure_id"}
 _SHARED_TEXTS = ("contract", "measure", "period", "source")
 
 
-def _shared_texts(values: Any) -> Any:
-    """An object column with equal values held as one object each (missing values kept)."""
-    import numpy as np
-    import pandas as pd
-
-    codes, uniques = pd.factorize(values)
-    shared = np.array(values, dtype=object)
-    known = codes >= 0
-    shared[known] = np.asarray(uniques, dtype=object)[codes[known]]
-    return shared
-
-
 def _figure_frame(rows: list[Any], columns: Sequence[str] = _FIGURE_COLUMNS) -> pd.DataFrame:
     """Rows of ``latest_figures`` as its frame."""
     import pandas as pd
@@ -198,7 +183,7 @@ def _figure_frame(rows: list[Any], columns: Sequence[str] = _FIGURE_COLUMNS) -> 
     frame = pd.DataFrame.from_records(rows, columns=list(columns), coerce_float=True)
     for name in _SHARED_TEXTS:
         if frame[name].dtype == object:
-            frame[name] = _shared_texts(frame[name].to_numpy())
+            frame[name] = shared_texts(frame[name].to_numpy())
     return frame.astype({name: "float64" for name in ("value", "numerator", "denominator")
                          if name in frame.columns})
 
@@ -552,15 +537,12 @@ class Transaction:
 
     # --- returns ----------------------------------------------------------------------------
 
+    @collector_paused()
     def submit(self, figures: pd.DataFrame, files: Mapping[str, str]) -> dict[str, int]:
         """Store a validated return. A figure already held for its period gets a new version.
 
         ``files`` maps each file's path (as in the figures' ``file`` column) to its SHA-256.
         """
-        with collector_paused():
-            return self._submit(figures, files)
-
-    def _submit(self, figures: pd.DataFrame, files: Mapping[str, str]) -> dict[str, int]:
         import numpy as np
         import pandas as pd
 
@@ -583,17 +565,16 @@ class Transaction:
             versions = held.fillna(0).to_numpy(dtype=np.int64) + 1
         counts["new_versions"] = int((versions > 1).sum())
         columns = {
-            "contract_id": _strings(figures["contract"], _objects),
-            "measure_id": _strings(figures["measure"], _objects),
-            "period": _strings(figures["period"], _objects),
-            "source": _strings(figures["source"], _objects),
+            "contract_id": _objects(figures["contract"]),
+            "measure_id": _objects(figures["measure"]),
+            "period": _objects(figures["period"]),
+            "source": _objects(figures["source"]),
             "source_rank": figures["source_rank"].to_numpy(dtype=np.int64),
             "version": versions,
             "value": figures["value"].to_numpy(dtype=np.float64),
             "numerator": figures["numerator"].to_numpy(dtype=np.float64),
             "denominator": figures["denominator"].to_numpy(dtype=np.float64),
-            "comment": _strings(figures["comment"],
-                                lambda v: np.asarray(_texts(v), dtype=object)),
+            "comment": _texts(figures["comment"]),
             "row": figures["row"].to_numpy(dtype=np.int64),
         }
         file_of = figures["file"].to_numpy(dtype=object)
@@ -603,7 +584,7 @@ class Transaction:
         pair = contract_code.astype(np.int64) * len(period_names) + period_code
         contract_list = [str(c) for c in contract_names]
         period_list = [str(p) for p in period_names]
-        arrived = self._arrived(contract_list)
+        arrived = set(self.returns_received(contract_list))
         for file, digest in files.items():
             mine = file_of == file
             count = int(mine.sum())
@@ -627,16 +608,6 @@ class Transaction:
                 "received_at": [sub.submitted_at] * len(first)},
                 constants={"submission_id": int(sub.id)})
         return counts
-
-    def _arrived(self, contracts: Sequence[str]) -> set[tuple[str, str]]:
-        """The (contract, period) pairs of the contracts whose figures have arrived."""
-        arrival = _table(ReturnArrival)
-        found: set[tuple[str, str]] = set()
-        for chunk in _chunks(list(contracts)):
-            found.update((c, p) for c, p in self.session.execute(
-                select(arrival.c.contract_id, arrival.c.period)
-                .where(arrival.c.contract_id.in_(list(chunk)))))
-        return found
 
     def latest_figures(self, contracts: Sequence[str], up_to: str | None = None, *,
                        parts: bool = True) -> pd.DataFrame:
@@ -747,7 +718,7 @@ class Transaction:
             float_typed = type(_table(Assessment).c[field].type) is Float
             data[field] = (column.to_numpy() if float_typed and column.dtype.kind == "f"
                            else _objects(column))
-        data["reason"] = np.asarray(_texts(data["reason"]), dtype=object)
+        data["reason"] = _texts(data["reason"])
         data["check_run_id"] = run_of
         data["schedule_version"] = assessments["schedule_version"].to_numpy(dtype=np.int64)
         # The figure version used, or NULL (NaN is stored as NULL on SQLite).
