@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from compliance.batch import collector_paused
@@ -22,10 +23,18 @@ if TYPE_CHECKING:
 class CheckResult:
     schedules: dict[str, Schedule]
     periods: list[str]
-    assessments: pd.DataFrame
-    rules: RulesResult
     counts: dict[str, int]
     versions: dict[tuple[str, int], Schedule]
+    # Each batch's assessments and rules' results (see ``batches``), joined when asked for.
+    parts: list[tuple[pd.DataFrame, RulesResult]]
+
+    @cached_property
+    def assessments(self) -> pd.DataFrame:
+        return _joined([assessments for assessments, _ in self.parts])
+
+    @cached_property
+    def rules(self) -> RulesResult:
+        return _merged([rules for _, rules in self.parts])
 
 
 def spc_settings(schedules: Mapping[str, Schedule]) -> dict[str, Any]:
@@ -114,6 +123,38 @@ def _lateness(history: pd.DataFrame, schedules: Mapping[str, Schedule],
     return history
 
 
+# Contracts are checked a batch at a time, each batch's figures read, assessed, judged and
+# written before the next is read: memory then stays bounded by a batch, however many
+# contracts the store holds, and a batch's arrays are small enough to stay in the processor's
+# caches (a national hub's check runs faster so). About this many measure-periods a batch.
+_BATCH_MEASURE_PERIODS = 100_000
+
+
+def batches(schedules: Mapping[str, Schedule], first: Mapping[str, str],
+            through: Mapping[str, str]) -> list[list[str]]:
+    """The contracts, in the schedules' order, in runs of at most about
+    ``_BATCH_MEASURE_PERIODS`` measure-periods (measures x months from ``first`` to
+    ``through``) and about even in size; a contract larger than that is a run of its own.
+    Always at least one run."""
+    from compliance.periods import month_index
+
+    ids = list(schedules)
+    sizes = [len(schedules[c].measures)
+             * (max(month_index(through[c]) - month_index(first[c]), 0) + 1) for c in ids]
+    total = sum(sizes)
+    # An even share of the whole rather than the limit itself: no small run left at the end.
+    share = total / max(1, -(-total // _BATCH_MEASURE_PERIODS))
+    runs: list[list[str]] = [[]]
+    held = 0
+    for cid, size in zip(ids, sizes, strict=True):
+        if runs[-1] and held + size > share:
+            runs.append([])
+            held = 0
+        runs[-1].append(cid)
+        held += size
+    return runs
+
+
 @collector_paused()
 def run_check(tx: Transaction, schedules: dict[str, Schedule], periods: Sequence[str],
               *, progress: Progress | None = None) -> CheckResult:
@@ -122,17 +163,15 @@ def run_check(tx: Transaction, schedules: dict[str, Schedule], periods: Sequence
     Records (breaches, escalations) are a function of the figures up to the latest period any
     check of the contract has covered, replayed in period order: checking again, or checking
     months out of order, leaves the same records as checking them in order. One assessment
-    of the whole history serves both the periods checked and the rules.
+    of the whole history serves both the periods checked and the rules. Many contracts are
+    checked in batches (see ``batches``), with the same result as all at once.
 
     ``progress`` hears of the stages: assessing, storing the assessments, running the rules,
-    writing the records (see compliance.progress).
+    writing the records (see compliance.progress), for each batch in turn.
     """
-    import pandas as pd
-
     from compliance.progress import no_progress, offset
 
     report = progress or no_progress
-    report("assessing", 0, 4)
     ids = list(schedules)
     tx.lock(ids)
     checked = tx.checked_periods(ids)
@@ -141,27 +180,69 @@ def run_check(tx: Transaction, schedules: dict[str, Schedule], periods: Sequence
     first = {cid: min(min(periods), checked[cid][0] if cid in checked else "9999-12")
              for cid in schedules}
     in_force = tx.schedule_versions(ids)
-    history = history_with_features(tx, schedules, through, first, in_force=in_force)
-    if history.empty:
-        assessments = history
-    else:
-        wanted = history["period"].isin(list(periods)).to_numpy()
-        if wanted.all():
-            # Every period of the history checked: the assessments share its columns.
-            assessments = history.copy(deep=False)
-            assessments.index = pd.RangeIndex(len(assessments))
-        else:
-            assessments = history[wanted].reset_index(drop=True)
     versions = tx.current_versions(ids)
-    report("storing the assessments", 1, 4)
-    counts = tx.save_assessments(assessments, versions)
+    runs = batches(schedules, first, through)
+    steps = 4 * len(runs)
+    parts: list[tuple[pd.DataFrame, RulesResult]] = []
+    counts: dict[str, int] = {}
+    for k, run in enumerate(runs):
+        mine = set(run)
+        report("assessing", 4 * k, steps)
+        history = history_with_features(
+            tx, {cid: schedules[cid] for cid in run}, {cid: through[cid] for cid in run},
+            {cid: first[cid] for cid in run},
+            in_force=[entry for entry in in_force if entry[0].id in mine])
+        assessments = _checked(history, periods)
+        report("storing the assessments", 4 * k + 1, steps)
+        written = tx.save_assessments(assessments, versions)
+        rules, derived = _derive(tx, {cid: schedules[cid] for cid in run}, history,
+                                 progress=offset(progress, 4 * k + 2, steps - 4 * k - 4))
+        del history
+        for name, value in (*written.items(), *derived.items()):
+            counts[name] = counts.get(name, 0) + value
+        parts.append((assessments, rules))
+    report("done", steps, steps)
+    return CheckResult(schedules=schedules, periods=list(periods), counts=counts,
+                       versions={(s.id, v): s for s, v, _ in in_force}, parts=parts)
 
-    rules, written = _derive(tx, schedules, history, progress=offset(progress, 2))
-    counts.update(written)
-    report("done", 4, 4)
-    return CheckResult(schedules=schedules, periods=list(periods), assessments=assessments,
-                       rules=rules, counts=counts,
-                       versions={(s.id, v): s for s, v, _ in in_force})
+
+def _checked(history: pd.DataFrame, periods: Sequence[str]) -> pd.DataFrame:
+    """The history's rows of the periods checked, numbered from 0."""
+    import pandas as pd
+
+    if history.empty:
+        return history
+    wanted = history["period"].isin(list(periods)).to_numpy()
+    if wanted.all():
+        # Every period of the history checked: the assessments share its columns.
+        assessments = history.copy(deep=False)
+        assessments.index = pd.RangeIndex(len(assessments))
+        return assessments
+    return history[wanted].reset_index(drop=True)
+
+
+def _joined(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """Frames of the batches one after the other (a single one as it is)."""
+    import pandas as pd
+
+    kept = [f for f in frames if len(f)] or frames[:1]
+    if len(kept) == 1:
+        return kept[0]
+    return pd.concat(kept, ignore_index=True)
+
+
+def _merged(results: list[RulesResult]) -> RulesResult:
+    """The rules' results of the batches as one."""
+    from compliance.escalation import RulesResult
+
+    if len(results) == 1:
+        return results[0]
+    return RulesResult(
+        findings=_joined([r.findings for r in results]),
+        escalations=[e for r in results for e in r.escalations],
+        fired=_joined([r.fired for r in results]),
+        settings={k: v for r in results for k, v in r.settings.items()},
+        packs={k: v for r in results for k, v in r.packs.items()})
 
 
 def _derive(tx: Transaction, schedules: Mapping[str, Schedule], history: pd.DataFrame,
@@ -196,7 +277,14 @@ def rederive(tx: Transaction, schedules: Mapping[str, Schedule]) -> dict[str, in
     tx.lock(list(mine))
     through = {cid: checked[cid][1] for cid in mine}
     first = {cid: checked[cid][0] for cid in mine}
-    return _derive(tx, mine, history_with_features(tx, mine, through, first))[1]
+    counts = {"findings": 0, "escalations": 0}
+    for run in batches(mine, first, through):
+        written = _derive(tx, {cid: mine[cid] for cid in run}, history_with_features(
+            tx, {cid: mine[cid] for cid in run}, {cid: through[cid] for cid in run},
+            {cid: first[cid] for cid in run}))[1]
+        for name in counts:
+            counts[name] += written[name]
+    return counts
 
 
 def escalation_as_at(row: Mapping[str, Any], period: str, forums: Sequence[str]

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,6 +22,17 @@ SUNDERLAND = CONTRACTS / "sunderland-tfc.yaml"
 DARLINGTON = CONTRACTS / "darlington-childrens.yaml"
 SUNDERLAND_RETURN = EXAMPLES / "sunderland-tfc-2018-09.csv"
 DARLINGTON_RETURN = EXAMPLES / "darlington-2017-q2.csv"
+
+
+def bench_generator() -> Any:
+    """The benchmarks' data generator (``benchmarks/generate.py``) as a module."""
+    spec = importlib.util.spec_from_file_location("bench_generate",
+                                                  ROOT / "benchmarks" / "generate.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(autouse=True, scope="session")

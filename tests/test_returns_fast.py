@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import importlib.util
 import io
 import random
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,27 +20,16 @@ import pytest
 import compliance.returns as returns
 from compliance.errors import ReturnError
 from compliance.schedule import Schedule, load_schedule
-from tests.conftest import DARLINGTON, EXAMPLES, SUNDERLAND
+from tests.conftest import DARLINGTON, EXAMPLES, SUNDERLAND, bench_generator
 
-ROOT = Path(__file__).resolve().parent.parent
 TODAY = dt.date(2026, 1, 1)
-
-
-def _generator() -> Any:
-    spec = importlib.util.spec_from_file_location("bench_generate",
-                                                  ROOT / "benchmarks" / "generate.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Schedule],
                                                                  list[list[str]]]:
     folder = tmp_path_factory.mktemp("generated")
-    _generator().generate(2500, folder, seed=7)
+    bench_generator().generate(2500, folder, seed=7)
     schedules = {s.id: s for s in (load_schedule(f)
                                    for f in sorted((folder / "contracts").glob("*.yaml")))}
     with (folder / "returns.csv").open(newline="", encoding="utf-8") as f:

@@ -1,0 +1,142 @@
+"""A check of many contracts runs a batch of contracts at a time, with the same result as one
+pass over them all: the same assessments, check runs, evidence, records and output."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+import compliance.checking as checking
+from compliance.checking import batches
+from compliance.store import Store
+from tests.conftest import StoreRef, bench_generator, connect
+from tests.test_store import cli_on
+
+# The tables a check writes, each in a stable order; the time a check ran is left out.
+TABLES = {
+    "check_run": "SELECT id, contract_id, period, schedule_version, assessments, run_by "
+                 "FROM check_run ORDER BY id",
+    "assessment": "SELECT * FROM assessment ORDER BY contract_id, period, measure_id",
+    "check_figure": "SELECT * FROM check_figure ORDER BY check_run_id, measure_id",
+    "finding": "SELECT * FROM finding ORDER BY id",
+    "escalation": "SELECT * FROM escalation ORDER BY contract_id, measure_id, opened",
+}
+
+
+def _schedules(sizes: dict[str, int]) -> dict[str, Any]:
+    return {cid: SimpleNamespace(measures=[None] * n) for cid, n in sizes.items()}
+
+
+def test_batches_are_runs_of_the_contracts_in_order_of_about_the_size_asked(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(checking, "_BATCH_MEASURE_PERIODS", 100)
+    sizes = {f"c{i:02d}": n for i, n in enumerate([3, 5, 1, 4, 2, 6, 3, 3, 5, 1, 2, 4])}
+    schedules = _schedules(sizes)
+    first = dict.fromkeys(sizes, "2024-01")
+    through = dict.fromkeys(sizes, "2024-10")  # 10 months: 10 measure-periods a measure
+    runs = batches(schedules, first, through)
+    assert [c for run in runs for c in run] == list(sizes)
+    # 390 measure-periods: an even share of four runs is 97.5, and no run holds more.
+    weights = [sum(sizes[c] * 10 for c in run) for run in runs]
+    assert weights == [90, 60, 90, 90, 60]
+    # The whole in one run when it fits; a contract is never split.
+    monkeypatch.setattr(checking, "_BATCH_MEASURE_PERIODS", 1000)
+    assert batches(schedules, first, through) == [list(sizes)]
+    monkeypatch.setattr(checking, "_BATCH_MEASURE_PERIODS", 1)
+    assert batches(schedules, first, through) == [[c] for c in sizes]
+    assert batches({}, {}, {}) == [[]]
+
+
+def test_batches_weigh_each_contract_by_the_months_it_spans(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(checking, "_BATCH_MEASURE_PERIODS", 200)
+    schedules = _schedules({"long": 10, "a": 10, "b": 10, "c": 10})
+    first = {"long": "2022-01", "a": "2024-12", "b": "2024-10", "c": "2024-12"}
+    through = dict.fromkeys(schedules, "2024-12")
+    # 360 measure-periods for "long" alone, 10, 30 and 10 for the others: 410 in all, so
+    # three runs of at most 136.7.
+    assert batches(schedules, first, through) == [["long"], ["a", "b", "c"]]
+
+
+def _store_with_returns(make_store: Callable[[], StoreRef], data: Path) -> tuple[StoreRef, Any]:
+    ref = make_store()
+    run = cli_on(ref.url)
+    assert run("init").exit_code == 0
+    loaded = run("contract", "load", *sorted((data / "contracts").glob("*.yaml")))
+    assert loaded.exit_code == 0, loaded.stderr
+    submitted = run("submit", data / "returns.csv")
+    assert submitted.exit_code == 0, submitted.stderr
+    return ref, run
+
+
+def _rows(ref: StoreRef) -> dict[str, list[tuple[Any, ...]]]:
+    with connect(ref) as conn:
+        return {table: conn.execute(query).fetchall() for table, query in TABLES.items()}
+
+
+def _outputs(ref: StoreRef, run: Any) -> dict[str, Any]:
+    """What a user sees and the store keeps after a check of every month, a second check of
+    some of them, and a re-derivation of every contract's records."""
+    seen: dict[str, Any] = {}
+    for name, args in (("all", ("--from", "2022-12", "--to", "2024-12")),
+                       ("again", ("--from", "2024-06", "--to", "2024-09"))):
+        checked = run("check", *args, "--format", "json")
+        assert checked.exit_code == 0, checked.stderr
+        seen[name] = checked.json()
+    seen["rows"] = _rows(ref)
+    store = Store(ref.url)
+    try:
+        with store.transaction("tester") as tx:
+            # Records gone, to be made again from the figures.
+            for table in ("escalation", "finding"):
+                tx.session.connection().exec_driver_sql(f"DELETE FROM {table}")
+            seen["rederived"] = checking.rederive(tx, tx.schedules())
+    finally:
+        store.dispose()
+    seen["rows after rederive"] = _rows(ref)
+    escalations = run("escalations", "--format", "json")
+    assert escalations.exit_code == 0, escalations.stderr
+    seen["escalations"] = escalations.json()
+    return seen
+
+
+def test_a_check_in_batches_is_a_check_of_all_at_once(
+        make_store: Callable[[], StoreRef], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    data = tmp_path / "data"
+    bench_generator().generate(6000, data, seed=3)  # 6 contracts, 25 months
+    whole, whole_run = _store_with_returns(make_store, data)
+    parts, parts_run = _store_with_returns(make_store, data)
+
+    stages: list[tuple[str, int, int]] = []
+    real_run_check = checking.run_check
+
+    def spied(*args: Any, **kwargs: Any) -> Any:
+        kwargs["progress"] = lambda *call: stages.append(call)
+        return real_run_check(*args, **kwargs)
+
+    expected = _outputs(whole, whole_run)
+    monkeypatch.setattr(checking, "_BATCH_MEASURE_PERIODS", 2500)  # about 2 contracts each
+    monkeypatch.setattr(checking, "run_check", spied)
+    got = _outputs(parts, parts_run)
+
+    for name in ("all", "again", "rederived", "escalations"):
+        assert got[name] == expected[name], name
+    for name in ("rows", "rows after rederive"):
+        for table in TABLES:
+            assert got[name][table] == expected[name][table], (name, table)
+    assert len(expected["all"]) == 6 * 25 and expected["rows"]["finding"]
+    assert expected["rows"]["escalation"] and expected["rows"]["check_figure"]
+    assert json.dumps(got["all"]) == json.dumps(expected["all"])
+
+    # The first check ran in batches, each reporting its stages; progress only rises.
+    first = stages[:stages.index(("done", stages[-1][2], stages[-1][2])) + 1]
+    assert [s for s, _, _ in first].count("assessing") == 3
+    done = [d for _, d, _ in first]
+    assert done == sorted(done) and len({t for _, _, t in first}) == 1
+    assert done[-1] == first[-1][2] == 12
