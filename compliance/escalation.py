@@ -474,33 +474,62 @@ def _json_float(value: float) -> str:
 
 def _facts_json(facts: _Facts, positions: Any, ids: list[str], used: list[str]) -> list[str]:
     """``json.dumps(fact_payload(fact with an empty sid, used), sort_keys=True)`` of each
-    fact, written field by field."""
+    fact, put together a field at a time over all the facts: each distinct value of a field
+    is written once, and numpy adds the pieces of all the facts' texts."""
     from json.encoder import encode_basestring_ascii as quote
 
-    parts: list[list[str | None]] = []
+    import numpy as np
+
+    # The id is always there: the fields before it end with ", ", those after begin with it.
+    text = np.full(len(ids), "{", dtype=object)
+    after_id = False
     for key in sorted(["id", "sid", *used]):
         if key == "id":
-            parts.append([f'"id": {quote(fid)}' for fid in ids])
+            text = text + np.array([f'"id": {quote(fid)}' for fid in ids], dtype=object)
+            after_id = True
             continue
+        before, after = (", ", "") if after_id else ("", ", ")
         if key == "sid":
-            parts.append(['"sid": ""'] * len(ids))
+            text = text + f'{before}"sid": ""{after}'
             continue
-        name = quote(key)
-        text: dict[Any, str] = {}
-        column: list[str | None] = []
-        for value in facts.column(key, positions):
-            if value is None or (isinstance(value, float) and value != value):
-                column.append(None)
-            elif FIELDS[key] is float:
-                column.append(f"{name}: {_json_float(float(value))}")
-            else:
-                shown = text.get(value)
-                if shown is None:
-                    shown = text[value] = f"{name}: {quote(str(value))}"
-                column.append(shown)
-        parts.append(column)
-    return ["{" + ", ".join([p for p in row if p is not None]) + "}"
-            for row in zip(*parts, strict=True)]
+        text = text + _field_json(facts, key, positions, before, after)
+    return (text + "}").tolist()
+
+
+def _field_json(facts: _Facts, key: str, positions: Any, before: str, after: str) -> Any:
+    """One field of some facts as ``json.dumps`` writes it, between ``before`` and
+    ``after``, as an object array of texts; an empty text where the fact has no value."""
+    from json.encoder import encode_basestring_ascii as quote
+
+    import numpy as np
+    import pandas as pd
+
+    name = quote(key)
+    values = facts.columns.get(key)
+    if values is None:
+        return ""
+    values = values[positions]
+    if FIELDS[key] is float and values.dtype.kind in "biuf":
+        numbers = values.astype(np.float64)
+        absent = np.isnan(numbers)
+        # Keyed by the bits: 0.0 and -0.0 are written differently.
+        codes, distinct = pd.factorize(numbers.view(np.int64))
+        shown = [f"{before}{name}: {_json_float(v)}{after}"
+                 for v in np.asarray(distinct, dtype=np.int64).view(np.float64).tolist()]
+    elif FIELDS[key] is float:
+        listed = values.tolist()
+        absent = np.array([v is None or (isinstance(v, float) and v != v) for v in listed],
+                          dtype=bool)
+        codes = np.arange(len(listed))
+        shown = [f"{before}{name}: {_json_float(float(v))}{after}" if not gone else ""
+                 for v, gone in zip(listed, absent.tolist(), strict=True)]
+    else:
+        codes, distinct = pd.factorize(np.asarray(values, dtype=object))
+        absent = codes < 0
+        shown = [f"{before}{name}: {quote(str(v))}{after}" for v in distinct.tolist()]
+    table = np.array([*shown, ""], dtype=object)
+    codes = np.where(absent, len(shown), codes)
+    return table[codes]
 
 
 def _numbers(facts: _Facts, name: str, positions: Any) -> Any:

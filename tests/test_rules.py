@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -723,3 +724,40 @@ def test_a_cache_that_cannot_be_written_is_skipped(tmp_path: Path,
     monkeypatch.setenv("COMPLIANCE_CACHE_DIR", str(blocker / "cache"))
     rulepack._PACKS.clear()
     assert rulepack.load_pack("standard").pack == "standard"
+
+
+@pytest.mark.parametrize("numbers_as_objects", [False, True])
+def test_stored_facts_are_the_json_of_each_fact(numbers_as_objects: bool) -> None:
+    """The facts a record keeps, written a field at a time over many facts, are each fact's
+    ``json.dumps(fact_payload(...), sort_keys=True)``, edge values included."""
+    values = [1.5, -0.0, 0.0, float("inf"), float("-inf"), float("nan"), 1e-300, 2.0, 1.5]
+    n = len(values)
+    features = pd.DataFrame({
+        "contract": ['hub-"é"', "hub-2", "hub-2", "h\\3", "hub-2", "hub-2", "hub-2", "x", "x"],
+        "measure": ["KPI1", "SM1.1", "KPI1", "KPI☃", "KPI2", "KPI3", "KPI4", "K", "K"],
+        "period": ["2024-01"] * n, "figure_period": ["2024-01"] * n,
+        "value": pd.Series(values, dtype=object if numbers_as_objects else float),
+        "compared_with": [None] * n,
+        "status": ["breach", "met", "within_tolerance", "breach", "not_reported", "breach",
+                   "met", "breach", "not_due"],
+        "direction": ["declining", None, "improving", float("nan"), "declining", None,
+                      "unchanged", "declining", None],
+        "days_late": [0, 3, 12, -1, 0, 7, 3, 0, 1],
+        "consecutive_breaches": [1, 0, 0, 2, 0, 1, 0, 3, 0],
+    })
+    if numbers_as_objects:
+        features.loc[2, "value"] = None
+    used = ["value", "direction", "days_late", "status", "consecutive_breaches", "kind"]
+    facts = escalation._Facts(features)
+    facts.add(used)
+    positions = np.arange(len(facts))
+    written = escalation._facts_json(facts, positions, facts.ids(positions), used)
+    expected = [json.dumps(escalation.fact_payload(facts.row(p, used), used), sort_keys=True)
+                for p in positions.tolist()]
+    assert len(written) == n - 1  # a period not due is no fact
+    assert written == expected
+    assert '"value": -0.0' in written[1] and '"value": Infinity' in written[3]
+    # Some of the facts, in another order, are written as they are alone.
+    some = np.array([5, 0, 3])
+    assert escalation._facts_json(facts, some, facts.ids(some), used) == [
+        expected[5], expected[0], expected[3]]
