@@ -493,7 +493,8 @@ def _facts_json(facts: _Facts, positions: Any, ids: list[str], used: list[str]) 
             text = text + f'{before}"sid": ""{after}'
             continue
         text = text + _field_json(facts, key, positions, before, after)
-    return (text + "}").tolist()
+    written: list[str] = (text + "}").tolist()
+    return written
 
 
 def _field_json(facts: _Facts, key: str, positions: Any, before: str, after: str) -> Any:
