@@ -568,31 +568,47 @@ def _emit_escalations(rows: list[dict[str, Any]], format: Format, out: Path | No
     if format is Format.table:
         from rich.table import Table
 
-        table = Table(title="Escalations", title_justify="left", header_style="bold")
-        for name in ("Forum", "Lvl", "Measure", "Since", "Status", "Figure", "Target", "Why"):
-            table.add_column(name, overflow="fold")
+        # Rows come contract by contract: with more than one contract, a table for each,
+        # named by it, so that every measure is seen with its contract.
+        by_contract: dict[str, list[dict[str, Any]]] = {}
         for r in rows:
-            status = r["status"] + (f" {month_name(r['resolved'])}" if r["resolved"] else "")
-            if r["silenced_until"]:
-                status = (f"silenced until {month_name(r['silenced_until'])}: "
-                          f"{r['silence_reason']}")
-            why = r["rule_text"]
-            if r["acknowledged_by"]:
-                why += f"\nAcknowledged by {r['acknowledged_by']} {r['acknowledged_at']}"
-            if r["latest_note"]:
-                why += f"\nNote ({r['latest_note_by']}): {r['latest_note']}"
-            table.add_row(r["forum"], str(r["level"]), f"{r['measure']} {r['title']}",
-                          month_name(r["opened"]), status, r["figure_text"], r["target_text"],
-                          why)
-        if not rows:
-            table.caption = "No escalations."
+            by_contract.setdefault(r["contract"], []).append(r)
+        named = len(by_contract) > 1
+        tables = []
+        for cid, mine in (by_contract.items() if rows else [("", [])]):
+            table = Table(title=f"Escalations: {cid}" if named else "Escalations",
+                          title_justify="left", header_style="bold")
+            for name in ("Forum", "Lvl", "Measure", "Since", "Status", "Figure", "Target",
+                         "Why"):
+                table.add_column(name, overflow="fold")
+            for r in mine:
+                status = r["status"] + (f" {month_name(r['resolved'])}" if r["resolved"]
+                                        else "")
+                if r["silenced_until"]:
+                    status = (f"silenced until {month_name(r['silenced_until'])}: "
+                              f"{r['silence_reason']}")
+                why = r["rule_text"]
+                if r["acknowledged_by"]:
+                    why += f"\nAcknowledged by {r['acknowledged_by']} {r['acknowledged_at']}"
+                if r["latest_note"]:
+                    why += f"\nNote ({r['latest_note_by']}): {r['latest_note']}"
+                table.add_row(r["forum"], str(r["level"]), f"{r['measure']} {r['title']}",
+                              month_name(r["opened"]), status, r["figure_text"],
+                              r["target_text"], why)
+            if not mine:
+                table.caption = "No escalations."
+            tables.append(table)
         if out is None:
-            _console().print(table)
+            console = _console()
+            for table in tables:
+                console.print(table)
             return
         from rich.console import Console
 
         with _atomic(out) as handle:
-            Console(file=handle, width=160, no_color=True).print(table)
+            console = Console(file=handle, width=160, no_color=True)
+            for table in tables:
+                console.print(table)
         return
     fields = ["contract", "forum", "level", "measure", "title", "kind", "opened", "status",
               "resolved", "period", "figure", "target", "rule", "rule_text", "silenced_until",

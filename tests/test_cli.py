@@ -434,3 +434,40 @@ def test_console_entry_point_exits_with_the_command_code_and_all_its_output(
                                   env={"COLUMNS": "200"})
     assert shown.stdout == expected.stdout
     assert "kpi-breach" in shown.stdout
+
+
+def test_escalation_table_names_the_contract_of_each_measure(
+        cli: Callable[..., Result], tmp_path: Path) -> None:
+    """With escalations of more than one contract, each contract's are a table of their own,
+    named by it: the same measure id in two contracts is never left ambiguous."""
+    assert cli("contract", "load", SUNDERLAND, DARLINGTON).exit_code == 0
+    empty = cli("escalations")
+    assert empty.exit_code == 0 and "No escalations." in empty.stdout
+    assert "Escalations:" not in empty.stdout
+    assert cli("submit", "--contract", "sunderland-tfc", SUNDERLAND_RETURN).exit_code == 0
+    assert cli("submit", "--contract", "darlington-childrens",
+               DARLINGTON_RETURN).exit_code == 0
+    assert cli("check", "--from", "2017-07", "--to", "2018-09").exit_code == 0
+    rows = cli("escalations", "--format", "json").json()
+    contracts = {r["contract"] for r in rows}
+    assert contracts == {"darlington-childrens", "sunderland-tfc"}
+
+    for out in (None, tmp_path / "escalations.txt"):
+        result = cli("escalations", *(["--out", str(out)] if out else []))
+        assert result.exit_code == 0, result.stderr
+        text = out.read_text() if out else result.stdout
+        # Each contract's table, in order, holds exactly that contract's measures.
+        parts = text.split("Escalations: ")
+        assert parts[0].strip() == "" and len(parts) == 3
+        for part, cid in zip(parts[1:], sorted(contracts), strict=True):
+            assert part.startswith(cid)
+            mine = [r["measure"] for r in rows if r["contract"] == cid]
+            shown = [line.split("│")[3].split()[0] for line in part.splitlines()
+                     if line.startswith("│") and line.split("│")[3].strip()
+                     and line.split("│")[2].strip()]
+            assert shown == mine, cid
+
+    # One contract: one table, as before.
+    alone = cli("escalations", "--contract", "sunderland-tfc")
+    assert alone.stdout.lstrip().splitlines()[0].strip() == "Escalations"
+    assert "Escalations:" not in alone.stdout
