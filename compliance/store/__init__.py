@@ -676,7 +676,16 @@ class Transaction:
         order = np.argsort(number, kind="stable")
         order = order[number[order] >= 0]  # rows without a contract or period: no group
         pairs = [(str(c), str(p)) for c, p in sizes.index]
-        ids = np.asarray(self._new_ids(_table(CheckRun), len(pairs)), dtype=np.int64)
+        # Only a (contract, period) checked before has assessments to replace: a month
+        # checked for the first time, as most are, needs no statements for them.
+        runs = _table(CheckRun)
+        conn = self.session.connection()
+        checked: set[tuple[str, str]] = set()
+        for chunk in _chunks(sorted({c for c, _ in pairs})):
+            checked.update((str(c), str(p)) for c, p in conn.execute(
+                select(runs.c.contract_id, runs.c.period).distinct()
+                .where(runs.c.contract_id.in_(list(chunk)))))
+        ids = np.asarray(self._new_ids(runs, len(pairs)), dtype=np.int64)
         now = dt.datetime.now(dt.UTC)
         self._insert(_table(CheckRun), {
             "id": ids, "contract_id": [c for c, _ in pairs], "period": [p for _, p in pairs],
@@ -684,26 +693,26 @@ class Transaction:
             "assessments": sizes.to_numpy(dtype=np.int64),
             "run_at": [now] * len(pairs), "run_by": [self.user] * len(pairs)})
 
-        conn = self.session.connection()
         assessment = _table(Assessment)
-        replaced = [{"c": c, "p": p} for c, p in pairs]
+        replaced = [{"c": c, "p": p} for c, p in pairs if (c, p) in checked]
         # The assessments replaced were their checks' evidence: it stays, as check_figure.
         evidence = _table(CheckFigure)
-        conn.execute(
-            insert(evidence).from_select(
-                ["check_run_id", "measure_id", "figure_period", "version", "source"],
-                select(assessment.c.check_run_id, assessment.c.measure_id,
-                       assessment.c.figure_period, assessment.c.figure_version,
-                       func.coalesce(assessment.c.source, ""))
+        if replaced:
+            conn.execute(
+                insert(evidence).from_select(
+                    ["check_run_id", "measure_id", "figure_period", "version", "source"],
+                    select(assessment.c.check_run_id, assessment.c.measure_id,
+                           assessment.c.figure_period, assessment.c.figure_version,
+                           func.coalesce(assessment.c.source, ""))
+                    .where(assessment.c.contract_id == bindparam("c"))
+                    .where(assessment.c.period == bindparam("p"))
+                    .where(assessment.c.figure_version.is_not(None))),
+                replaced)
+            conn.execute(
+                delete(assessment)
                 .where(assessment.c.contract_id == bindparam("c"))
-                .where(assessment.c.period == bindparam("p"))
-                .where(assessment.c.figure_version.is_not(None))),
-            replaced)
-        conn.execute(
-            delete(assessment)
-            .where(assessment.c.contract_id == bindparam("c"))
-            .where(assessment.c.period == bindparam("p")),
-            replaced)
+                .where(assessment.c.period == bindparam("p")),
+                replaced)
 
         # Each row's check run (-1 for rows without a group, which are not inserted).
         run_of = np.append(ids, -1)[number]
