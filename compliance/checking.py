@@ -132,13 +132,15 @@ _BATCH_MEASURE_PERIODS = 100_000
 
 def batches(schedules: Mapping[str, Schedule], first: Mapping[str, str],
             through: Mapping[str, str]) -> list[list[str]]:
-    """The contracts, in the schedules' order, in runs of at most about
-    ``_BATCH_MEASURE_PERIODS`` measure-periods (measures x months from ``first`` to
-    ``through``) and about even in size; a contract larger than that is a run of its own.
-    Always at least one run."""
+    """The contracts, in order of id, in runs of at most about ``_BATCH_MEASURE_PERIODS``
+    measure-periods (measures x months from ``first`` to ``through``) and about even in size;
+    a contract larger than that is a run of its own. Always at least one run.
+
+    In order of id, whatever order the schedules come in, so that check runs and records are
+    numbered as one pass over all the contracts numbers them."""
     from compliance.periods import month_index
 
-    ids = list(schedules)
+    ids = sorted(schedules)
     sizes = [len(schedules[c].measures)
              * (max(month_index(through[c]) - month_index(first[c]), 0) + 1) for c in ids]
     total = sum(sizes)
@@ -228,6 +230,21 @@ def _joined(frames: list[pd.DataFrame]) -> pd.DataFrame:
     kept = [f for f in frames if len(f)] or frames[:1]
     if len(kept) == 1:
         return kept[0]
+    # A column with nothing in it in one batch (no figures there, say) takes the type the
+    # other batches give it, as one pass over all their contracts would have given it.
+    missing = [{name: bool(f[name].isna().all()) for name in f.columns} for f in kept]
+    for name in kept[0].columns:
+        typed = {f[name].dtype for f, empty in zip(kept, missing, strict=True)
+                 if name in f and not empty[name]}
+        if len(typed) != 1:
+            continue
+        dtype = typed.pop()
+        if dtype.kind not in "fO":
+            continue
+        for k, f in enumerate(kept):
+            if name in f and missing[k][name] and f[name].dtype != dtype:
+                f = kept[k] = f.copy(deep=False)
+                f[name] = f[name].astype(dtype)
     return pd.concat(kept, ignore_index=True)
 
 

@@ -50,6 +50,10 @@ def test_batches_are_runs_of_the_contracts_in_order_of_about_the_size_asked(
     monkeypatch.setattr(checking, "_BATCH_MEASURE_PERIODS", 1)
     assert batches(schedules, first, through) == [[c] for c in sizes]
     assert batches({}, {}, {}) == [[]]
+    # In order of id, whatever order the schedules come in.
+    monkeypatch.setattr(checking, "_BATCH_MEASURE_PERIODS", 100)
+    backwards = dict(reversed(list(schedules.items())))
+    assert batches(backwards, first, through) == runs
 
 
 def test_batches_weigh_each_contract_by_the_months_it_spans(
@@ -59,8 +63,8 @@ def test_batches_weigh_each_contract_by_the_months_it_spans(
     first = {"long": "2022-01", "a": "2024-12", "b": "2024-10", "c": "2024-12"}
     through = dict.fromkeys(schedules, "2024-12")
     # 360 measure-periods for "long" alone, 10, 30 and 10 for the others: 410 in all, so
-    # three runs of at most 136.7.
-    assert batches(schedules, first, through) == [["long"], ["a", "b", "c"]]
+    # runs of at most 136.7, in order of id.
+    assert batches(schedules, first, through) == [["a", "b", "c"], ["long"]]
 
 
 def _store_with_returns(make_store: Callable[[], StoreRef], data: Path) -> tuple[StoreRef, Any]:
@@ -140,3 +144,29 @@ def test_a_check_in_batches_is_a_check_of_all_at_once(
     done = [d for _, d, _ in first]
     assert done == sorted(done) and len({t for _, _, t in first}) == 1
     assert done[-1] == first[-1][2] == 12
+
+
+def test_a_batch_of_contracts_without_figures_checks_as_in_one_pass(
+        make_store: Callable[[], StoreRef], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The seed contracts, one with its return and one with none yet: a batch of each gives
+    what one pass over both gives."""
+    from tests.conftest import DARLINGTON, SUNDERLAND, SUNDERLAND_RETURN
+
+    def outputs() -> tuple[Any, dict[str, list[tuple[Any, ...]]]]:
+        ref = make_store()
+        run = cli_on(ref.url)
+        assert run("contract", "load", SUNDERLAND, DARLINGTON).exit_code == 0
+        assert run("submit", "--contract", "sunderland-tfc", SUNDERLAND_RETURN).exit_code == 0
+        checked = run("check", "--from", "2018-04", "--to", "2018-09", "--format", "json")
+        assert checked.exit_code == 0, checked.stderr
+        return checked.json(), _rows(ref)
+
+    whole = outputs()
+    monkeypatch.setattr(checking, "_BATCH_MEASURE_PERIODS", 1)  # a batch for each contract
+    assert outputs() == whole
+    docs, rows = whole
+    assert {d["contract"] for d in docs} == {"darlington-childrens", "sunderland-tfc"}
+    assert all(a["status"] == "not_reported" for d in docs
+               if d["contract"] == "darlington-childrens" for a in d["assessments"]
+               if a["status"] != "not_due")
+    assert rows["finding"]
