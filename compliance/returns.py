@@ -694,8 +694,7 @@ def _long_form_fast(names: list[str], seen: dict[str, int], columns: list[_Colum
                   + (pidx - first_period))
     if bool(pd.Series(figure_key * n_sources + source_code).duplicated().any()):
         return None
-    rank = pd.Series(figure_key).groupby(figure_key, sort=False).cumcount().to_numpy(
-        dtype=np.int64)
+    rank = _occurrence(figure_key)
 
     # The text columns are made in one block, so that pandas need not copy them into one.
     comment_col = col("comment")
@@ -717,6 +716,26 @@ def _long_form_fast(names: list[str], seen: dict[str, int], columns: list[_Colum
     frame.insert(7, "source_rank", rank)
     frame.insert(9, "row", rows.astype("int64"))
     return frame
+
+
+def _occurrence(keys: Any) -> Any:
+    """For each key, how many times it came before (0 the first time), as a grouped cumulative
+    count gives it; only the keys that come more than once are counted row by row."""
+    import numpy as np
+    import pandas as pd
+
+    rank = np.zeros(len(keys), dtype=np.int64)
+    if not len(keys):
+        return rank
+    if int(keys.min()) >= 0 and int(keys.max()) < 4 * len(keys) + 1024:
+        repeated = np.bincount(keys)[keys] > 1  # keys few enough to count by position
+    else:
+        _, codes, counts = np.unique(keys, return_inverse=True, return_counts=True)
+        repeated = counts[codes] > 1
+    again = np.flatnonzero(repeated)
+    if len(again):
+        rank[again] = pd.Series(keys[again]).groupby(keys[again], sort=False).cumcount()
+    return rank
 
 
 def _index_or(period: str | None, default: int) -> int:

@@ -366,3 +366,21 @@ def test_a_return_quoted_throughout_is_read_alike(generated: tuple[dict[str, Sch
     path.write_text(buffer.getvalue(), encoding="utf-8")
     frame = assert_same(path, schedules)
     assert isinstance(frame, pd.DataFrame) and len(frame) == len(rows) - 1
+
+
+def test_occurrences_are_a_grouped_cumulative_count() -> None:
+    """Each figure's source rank: how many rows of its figure came before it."""
+    import numpy as np
+
+    rng = random.Random(5)
+    cases = [
+        [rng.randrange(0, 300) for _ in range(2000)],  # keys that repeat, counted by position
+        [rng.randrange(-10**9, 10**12) for _ in range(500)] + [7, 7, 7],  # far apart
+        list(range(50)),  # nothing repeats
+        [3, 3, 1, 3, 1, 0],
+        [],
+    ]
+    for keys in cases:
+        array = np.asarray(keys, dtype=np.int64)
+        expected = pd.Series(array).groupby(array, sort=False).cumcount().to_numpy()
+        assert returns._occurrence(array).tolist() == expected.tolist()

@@ -656,3 +656,27 @@ def test_stored_schedules_read_back_as_loaded(make_store: Callable[[], StoreRef]
         assert back[cid].model_dump_json() == expected.model_dump_json()
     assert sorted((s.id, v) for s, v, _ in versions) == [(cid, 1) for cid in sorted(loaded)]
     assert all(s == loaded[s.id].model_copy(update={"warnings": []}) for s, _, _ in versions)
+
+
+def test_bind_processing_once_per_object_not_per_equal_value() -> None:
+    """A column's bind processor runs once for an object repeated down the column; objects
+    that are merely equal (the same instant in two time zones) each get their own."""
+    import datetime as dt
+
+    from compliance.store import _processed
+
+    calls: list[object] = []
+
+    def process(value: object) -> str:
+        calls.append(value)
+        return value.isoformat() if isinstance(value, dt.datetime) else repr(value)
+
+    arrived = dt.datetime(2024, 5, 1, 12, tzinfo=dt.UTC)
+    same_instant = dt.datetime(2024, 5, 1, 13, tzinfo=dt.timezone(dt.timedelta(hours=1)))
+    values = [arrived] * 1000 + [same_instant, arrived, None, None]
+    out = _processed(values, process)
+    assert out == [process(v) for v in values]
+    assert out[1000] != out[0]  # equal instants, written as given
+    calls.clear()
+    _processed(values, process)
+    assert len(calls) == 3  # arrived, same_instant, None

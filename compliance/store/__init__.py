@@ -12,7 +12,7 @@ import getpass
 import hashlib
 import json
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -112,6 +112,19 @@ def _texts(values: Any) -> Any:
     if infer_dtype(array, skipna=False) == "string":
         return array  # text throughout: nothing to fill
     return np.asarray([v or "" for v in _objects(array).tolist()], dtype=object)
+
+
+def _processed(values: Any, process: Callable[[Any], Any]) -> list[Any]:
+    """Each value through a column type's bind processor, each object once: a column often
+    holds one object many times (the time a return arrived, say)."""
+    done: dict[int, Any] = {}  # by identity: the values are held, so no id is reused
+    out = []
+    for value in values:
+        key = id(value)
+        if key not in done:
+            done[key] = process(value)
+        out.append(done[key])
+    return out
 
 
 # Rows per INSERT statement on SQLite: at most 999 values in one statement (the smallest
@@ -391,7 +404,7 @@ class Transaction:
                     elif is_float:  # NaN is NULL
                         part = _objects(np.asarray(part, dtype=np.float64))
                     elif process is not None:
-                        part = [process(v) for v in part]
+                        part = _processed(part, process)
                     if as_lists:
                         part = part.tolist() if isinstance(part, np.ndarray) else list(part)
                     values.append(part)
