@@ -562,7 +562,7 @@ def _long_form_fast(names: list[str], seen: dict[str, int], columns: list[_Colum
     measure_col = col("measure")
     assert measure_col is not None
     pair = contract_code * len(measure_col.uniques) + measure_col.codes
-    pairs, pair_code = np.unique(pair, return_inverse=True)
+    pair_code, pairs = pd.factorize(pair, sort=True)  # as np.unique, by hashing
     measure_ids: list[str] = []
     units: list[str] = []
     frequencies: list[str] = []
@@ -692,7 +692,7 @@ def _long_form_fast(names: list[str], seen: dict[str, int], columns: list[_Colum
     periods_spanned = int(pidx.max()) - first_period + 1
     figure_key = (np.asarray(same_figure, dtype=np.int64)[pair_code] * periods_spanned
                   + (pidx - first_period))
-    if bool(pd.Series(figure_key * n_sources + source_code).duplicated().any()):
+    if _repeats(figure_key * n_sources + source_code):
         return None
     rank = _occurrence(figure_key)
 
@@ -718,6 +718,21 @@ def _long_form_fast(names: list[str], seen: dict[str, int], columns: list[_Colum
     return frame
 
 
+def _key_counts(keys: Any) -> Any:
+    """How many times each key comes, at each key (integer keys)."""
+    import numpy as np
+
+    if int(keys.min()) >= 0 and int(keys.max()) < 4 * len(keys) + 1024:
+        return np.bincount(keys)[keys]  # keys few enough to count by position
+    _, codes, counts = np.unique(keys, return_inverse=True, return_counts=True)
+    return counts[codes]
+
+
+def _repeats(keys: Any) -> bool:
+    """Whether any integer key comes more than once."""
+    return bool(len(keys)) and bool((_key_counts(keys) > 1).any())
+
+
 def _occurrence(keys: Any) -> Any:
     """For each key, how many times it came before (0 the first time), as a grouped cumulative
     count gives it; only the keys that come more than once are counted row by row."""
@@ -727,12 +742,7 @@ def _occurrence(keys: Any) -> Any:
     rank = np.zeros(len(keys), dtype=np.int64)
     if not len(keys):
         return rank
-    if int(keys.min()) >= 0 and int(keys.max()) < 4 * len(keys) + 1024:
-        repeated = np.bincount(keys)[keys] > 1  # keys few enough to count by position
-    else:
-        _, codes, counts = np.unique(keys, return_inverse=True, return_counts=True)
-        repeated = counts[codes] > 1
-    again = np.flatnonzero(repeated)
+    again = np.flatnonzero(_key_counts(keys) > 1)
     if len(again):
         rank[again] = pd.Series(keys[again]).groupby(keys[again], sort=False).cumcount()
     return rank

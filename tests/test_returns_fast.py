@@ -369,7 +369,8 @@ def test_a_return_quoted_throughout_is_read_alike(generated: tuple[dict[str, Sch
 
 
 def test_occurrences_are_a_grouped_cumulative_count() -> None:
-    """Each figure's source rank: how many rows of its figure came before it."""
+    """Each figure's source rank: how many rows of its figure came before it; and whether
+    any key repeats at all."""
     import numpy as np
 
     rng = random.Random(5)
@@ -384,3 +385,4 @@ def test_occurrences_are_a_grouped_cumulative_count() -> None:
         array = np.asarray(keys, dtype=np.int64)
         expected = pd.Series(array).groupby(array, sort=False).cumcount().to_numpy()
         assert returns._occurrence(array).tolist() == expected.tolist()
+        assert returns._repeats(array) == bool(pd.Series(array).duplicated().any())
