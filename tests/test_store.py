@@ -680,3 +680,7 @@ def test_bind_processing_once_per_object_not_per_equal_value() -> None:
     calls.clear()
     _processed(values, process)
     assert len(calls) == 3  # arrived, same_instant, None
+    # Values made while iterating (as numpy makes its scalars) are each their own, never
+    # mistaken for an earlier one whose memory they take over.
+    made = (float(i % 7) + 0.5 for i in range(1000))
+    assert _processed(made, repr) == [repr(float(i % 7) + 0.5) for i in range(1000)]

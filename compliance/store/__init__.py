@@ -117,13 +117,15 @@ def _texts(values: Any) -> Any:
 def _processed(values: Any, process: Callable[[Any], Any]) -> list[Any]:
     """Each value through a column type's bind processor, each object once: a column often
     holds one object many times (the time a return arrived, say)."""
-    done: dict[int, Any] = {}  # by identity: the values are held, so no id is reused
+    # By identity; each value is held here with its result, so that an object made while
+    # iterating (a numpy scalar) cannot be freed and its id taken by the next one.
+    done: dict[int, tuple[Any, Any]] = {}
     out = []
     for value in values:
         key = id(value)
         if key not in done:
-            done[key] = process(value)
-        out.append(done[key])
+            done[key] = (value, process(value))
+        out.append(done[key][1])
     return out
 
 
