@@ -188,16 +188,14 @@ def run_check(tx: Transaction, schedules: dict[str, Schedule], periods: Sequence
     parts: list[tuple[pd.DataFrame, RulesResult]] = []
     counts: dict[str, int] = {}
     for k, run in enumerate(runs):
-        mine = set(run)
+        mine, until, since = _of_run(run, schedules, through, first)
         report("assessing", 4 * k, steps)
         history = history_with_features(
-            tx, {cid: schedules[cid] for cid in run}, {cid: through[cid] for cid in run},
-            {cid: first[cid] for cid in run},
-            in_force=[entry for entry in in_force if entry[0].id in mine])
+            tx, mine, until, since, in_force=[entry for entry in in_force if entry[0].id in mine])
         assessments = _checked(history, periods)
         report("storing the assessments", 4 * k + 1, steps)
         written = tx.save_assessments(assessments, versions)
-        rules, derived = _derive(tx, {cid: schedules[cid] for cid in run}, history,
+        rules, derived = _derive(tx, mine, history,
                                  progress=offset(progress, 4 * k + 2, steps - 4 * k - 4))
         del history
         for name, value in (*written.items(), *derived.items()):
@@ -206,6 +204,11 @@ def run_check(tx: Transaction, schedules: dict[str, Schedule], periods: Sequence
     report("done", steps, steps)
     return CheckResult(schedules=schedules, periods=list(periods), counts=counts,
                        versions={(s.id, v): s for s, v, _ in in_force}, parts=parts)
+
+
+def _of_run(run: Sequence[str], *by_contract: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Each mapping by contract, cut down to the contracts of one run."""
+    return [{cid: values[cid] for cid in run} for values in by_contract]
 
 
 def _checked(history: pd.DataFrame, periods: Sequence[str]) -> pd.DataFrame:
@@ -296,9 +299,8 @@ def rederive(tx: Transaction, schedules: Mapping[str, Schedule]) -> dict[str, in
     first = {cid: checked[cid][0] for cid in mine}
     counts = {"findings": 0, "escalations": 0}
     for run in batches(mine, first, through):
-        written = _derive(tx, {cid: mine[cid] for cid in run}, history_with_features(
-            tx, {cid: mine[cid] for cid in run}, {cid: through[cid] for cid in run},
-            {cid: first[cid] for cid in run}))[1]
+        part, until, since = _of_run(run, mine, through, first)
+        written = _derive(tx, part, history_with_features(tx, part, until, since))[1]
         for name in counts:
             counts[name] += written[name]
     return counts

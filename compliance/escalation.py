@@ -517,13 +517,10 @@ def _field_json(facts: _Facts, key: str, positions: Any, before: str, after: str
         codes, distinct = pd.factorize(numbers.view(np.int64))
         shown = [f"{before}{name}: {_json_float(v)}{after}"
                  for v in np.asarray(distinct, dtype=np.int64).view(np.float64).tolist()]
-    elif FIELDS[key] is float:
-        listed = values.tolist()
-        absent = np.array([v is None or (isinstance(v, float) and v != v) for v in listed],
-                          dtype=bool)
-        codes = np.arange(len(listed))
-        shown = [f"{before}{name}: {_json_float(float(v))}{after}" if not gone else ""
-                 for v, gone in zip(listed, absent.tolist(), strict=True)]
+    elif FIELDS[key] is float:  # numbers held as objects: each written as it comes
+        return np.array([f"{before}{name}: {_json_float(float(v))}{after}"
+                         if _num(v) is not None else "" for v in values.tolist()],
+                        dtype=object)
     else:
         codes, distinct = pd.factorize(np.asarray(values, dtype=object))
         absent = codes < 0

@@ -702,7 +702,7 @@ class Transaction:
                 .where(runs.c.contract_id.in_(list(chunk)))))
         ids = np.asarray(self._new_ids(runs, len(pairs)), dtype=np.int64)
         now = dt.datetime.now(dt.UTC)
-        self._insert(_table(CheckRun), {
+        self._insert(runs, {
             "id": ids, "contract_id": [c for c, _ in pairs], "period": [p for _, p in pairs],
             "schedule_version": [versions[c] for c, _ in pairs],
             "assessments": sizes.to_numpy(dtype=np.int64),
