@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import argparse
 import sqlite3
-import statistics
 import time
 from pathlib import Path
+
+from run import print_medians  # the harness next to this file
 
 COLUMNS = ["submission_id", "contract_id", "measure_id", "period", "source", "source_rank",
            "version", "value", "numerator", "denominator", "comment", "row"]
@@ -76,9 +77,7 @@ def main(argv: list[str] | None = None) -> int:
             conn.execute("DROP TABLE IF EXISTS fk_bench_figure, fk_bench_contract, "
                          "fk_bench_submission")
     print(f"{len(rows):,} figures copied into PostgreSQL")
-    for way, seconds in times.items():
-        print(f"  {way:22s} median {statistics.median(seconds):.2f}s "
-              f"({', '.join(f'{s:.2f}' for s in seconds)})")
+    print_medians(times, 22)
     return 0
 
 

@@ -460,6 +460,13 @@ def run_size(size: int, args: argparse.Namespace, work: Path) -> list[dict[str, 
     return results
 
 
+def print_medians(times: dict[str, list[float]], width: int) -> None:
+    """Each way's median and its runs, a line each (as the side benchmarks report)."""
+    for way, seconds in times.items():
+        print(f"  {way:{width}s} median {statistics.median(seconds):.2f}s "
+              f"({', '.join(f'{s:.2f}' for s in seconds)})")
+
+
 def median_of(results: list[dict[str, Any]], key: str) -> float | None:
     values = [r[key] for r in results if r.get(key) is not None]
     return statistics.median(values) if values else None

@@ -20,10 +20,11 @@ from __future__ import annotations
 import argparse
 import os
 import sqlite3
-import statistics
 import tempfile
 import time
 from pathlib import Path
+
+from run import print_medians  # the harness next to this file
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,9 +80,7 @@ def main(argv: list[str] | None = None) -> int:
                 conn.close()
     print(f"{len(rows):,} assessments of {width} columns, {per} rows a statement, "
           f"SQLite {sqlite3.sqlite_version}")
-    for way, seconds in times.items():
-        print(f"  {way:14s} median {statistics.median(seconds):.2f}s "
-              f"({', '.join(f'{s:.2f}' for s in seconds)})")
+    print_medians(times, 14)
     return 0
 
 
