@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +15,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from compliance.escalation import RulesResult
+    from compliance.helper import Helper
     from compliance.progress import Progress
     from compliance.schedule import Schedule
     from compliance.store import Transaction
@@ -27,6 +29,11 @@ class CheckResult:
     versions: dict[tuple[str, int], Schedule]
     # Each batch's assessments and rules' results (see ``batches``), joined when asked for.
     parts: list[tuple[pd.DataFrame, RulesResult]]
+    # Seconds spent reading, assessing, running the rules and writing, summed over batches.
+    # Batches judged in a helper process (``helped`` of them) are assessed and judged there
+    # while this process reads and writes: the stages then overlap.
+    seconds: dict[str, float] = field(default_factory=dict)
+    helped: int = 0
 
     @cached_property
     def assessments(self) -> pd.DataFrame:
@@ -57,11 +64,31 @@ def history_with_features(tx: Transaction, schedules: Mapping[str, Schedule],
     period (or ``first``), whichever is earlier. ``in_force`` is
     ``tx.schedule_versions(list(schedules))`` when the caller already holds it.
     """
-    from compliance.assess import add_features, assess, measure_table
+    return _history(_read(tx, schedules, through, first, in_force=in_force))
 
-    figures = tx.latest_figures(list(schedules), up_to=max(through.values()), parts=False)
+
+@dataclass
+class _Inputs:
+    """What the assessment of some contracts' history, and the rules on it, read from the
+    store: with it, they need the store no more (and can run in another process)."""
+
+    schedules: dict[str, Schedule]
+    in_force: list[tuple[Schedule, int, str | None]]
+    spans: dict[str, list[str]]
+    figures: pd.DataFrame | None
+    received: dict[tuple[str, str], Any]
+    silences: dict[tuple[str, str], list[dict[str, Any]]] | None = None
+
+
+def _read(tx: Transaction, schedules: Mapping[str, Schedule], through: Mapping[str, str],
+          first: Mapping[str, str] | None = None, *,
+          in_force: Sequence[tuple[Schedule, int, str | None]] | None = None,
+          silences: bool = False) -> _Inputs:
+    """What ``history_with_features`` reads (and, with ``silences``, the rules too)."""
+    ids = list(schedules)
+    figures = tx.latest_figures(ids, up_to=max(through.values()), parts=False)
     if in_force is None:
-        in_force = tx.schedule_versions(list(schedules))
+        in_force = tx.schedule_versions(ids)
     given = first or {}
     unknown = [cid for cid in through if not given.get(cid)]
     checked = tx.checked_periods(unknown) if unknown else {}
@@ -69,11 +96,23 @@ def history_with_features(tx: Transaction, schedules: Mapping[str, Schedule],
     for cid, last in through.items():
         start = given.get(cid) or checked.get(cid, (None,))[0] or last
         spans[cid] = [min(start, last), last]
-    measures = measure_table(in_force)
-    history = assess(measures, figures, spans, history=True)
+    return _Inputs(schedules=dict(schedules), in_force=list(in_force), spans=spans,
+                   figures=figures, received=tx.returns_received(ids),
+                   silences=tx.silences(ids) if silences else None)
+
+
+def _history(inputs: _Inputs) -> pd.DataFrame:
+    """The history ``history_with_features`` gives, from what it read. Its figures are let
+    go of as soon as they are assessed."""
+    from compliance.assess import add_features, assess, measure_table
+
+    measures = measure_table(inputs.in_force)
+    figures, inputs.figures = inputs.figures, None
+    assert figures is not None, "a batch's figures are assessed once"
+    history = assess(measures, figures, inputs.spans, history=True)
     del figures, measures
-    history = _lateness(history, schedules, tx.returns_received(list(schedules)))
-    return add_features(history, spc_settings(schedules))
+    history = _lateness(history, inputs.schedules, inputs.received)
+    return add_features(history, spc_settings(inputs.schedules))
 
 
 def _lateness(history: pd.DataFrame, schedules: Mapping[str, Schedule],
@@ -166,12 +205,16 @@ def run_check(tx: Transaction, schedules: dict[str, Schedule], periods: Sequence
     check of the contract has covered, replayed in period order: checking again, or checking
     months out of order, leaves the same records as checking them in order. One assessment
     of the whole history serves both the periods checked and the rules. Many contracts are
-    checked in batches (see ``batches``), with the same result as all at once.
+    checked in batches (see ``batches``), with the same result as all at once; with more
+    than one batch and a processor to spare, a helper process assesses and judges each batch
+    while this one reads the next and writes the last (see ``_helper``).
 
-    ``progress`` hears of the stages: assessing, storing the assessments, running the rules,
-    writing the records (see compliance.progress), for each batch in turn.
+    ``progress`` hears of the stages: assessing and running the rules, storing the
+    assessments, writing the records (see compliance.progress), for each batch in turn.
     """
-    from compliance.progress import no_progress, offset
+    import time
+
+    from compliance.progress import no_progress
 
     report = progress or no_progress
     ids = list(schedules)
@@ -184,26 +227,98 @@ def run_check(tx: Transaction, schedules: dict[str, Schedule], periods: Sequence
     in_force = tx.schedule_versions(ids)
     versions = tx.current_versions(ids)
     runs = batches(schedules, first, through)
-    steps = 4 * len(runs)
+    steps = 3 * len(runs)
     parts: list[tuple[pd.DataFrame, RulesResult]] = []
     counts: dict[str, int] = {}
-    for k, run in enumerate(runs):
-        mine, until, since = _of_run(run, schedules, through, first)
-        report("assessing", 4 * k, steps)
-        history = history_with_features(
-            tx, mine, until, since, in_force=[entry for entry in in_force if entry[0].id in mine])
-        assessments = _checked(history, periods)
-        report("storing the assessments", 4 * k + 1, steps)
-        written = tx.save_assessments(assessments, versions)
-        rules, derived = _derive(tx, mine, history,
-                                 progress=offset(progress, 4 * k + 2, steps - 4 * k - 4))
-        del history
-        for name, value in (*written.items(), *derived.items()):
-            counts[name] = counts.get(name, 0) + value
-        parts.append((assessments, rules))
+    seconds = dict.fromkeys(("read", "assess", "rules", "write"), 0.0)
+    helped = 0
+
+    def read(k: int) -> _Inputs:
+        mine, until, since = _of_run(runs[k], schedules, through, first)
+        began = time.perf_counter()
+        inputs = _read(tx, mine, until, since, silences=True,
+                       in_force=[entry for entry in in_force if entry[0].id in mine])
+        seconds["read"] += time.perf_counter() - began
+        return inputs
+
+    with _helper(len(runs)) as helper:
+        # With a helper, batch k+1 is judged there while this process writes batch k and
+        # reads batch k+2; it is sent as soon as batch k's answer is back (one job at a time).
+        # The first batch is judged here, while the helper starts.
+        following: _Inputs | None = None
+        for k in range(len(runs)):
+            report("assessing and running the rules", 3 * k, steps)
+            if helper is None or k == 0:
+                judged: Judged = _judge(read(k), list(periods))
+                if helper is not None:
+                    following = read(1)
+            else:
+                judged = helper.receive()
+                helped += 1
+            if helper is not None and following is not None:
+                helper.send(following, list(periods))
+                following = None
+            assessments, rules, spent = judged
+            for stage, value in spent.items():
+                seconds[stage] += value
+            began = time.perf_counter()
+            report("storing the assessments", 3 * k + 1, steps)
+            written = tx.save_assessments(assessments, versions)
+            report("writing the records", 3 * k + 2, steps)
+            derived = _record(tx, _of_run(runs[k], schedules)[0], rules)
+            seconds["write"] += time.perf_counter() - began
+            for name, value in (*written.items(), *derived.items()):
+                counts[name] = counts.get(name, 0) + value
+            parts.append((assessments, rules))
+            if helper is not None and k + 2 < len(runs):
+                following = read(k + 2)
     report("done", steps, steps)
     return CheckResult(schedules=schedules, periods=list(periods), counts=counts,
-                       versions={(s.id, v): s for s, v, _ in in_force}, parts=parts)
+                       versions={(s.id, v): s for s, v, _ in in_force}, parts=parts,
+                       seconds=seconds, helped=helped)
+
+
+# A batch's assessments (of the periods checked), the rules' results on its history, and the
+# seconds each took.
+Judged = tuple["pd.DataFrame", "RulesResult", dict[str, float]]
+
+
+@collector_paused()
+def _judge(inputs: _Inputs, periods: list[str]) -> Judged:
+    """Assess a batch and run the rules on it, from what was read for it."""
+    import time
+
+    from compliance.escalation import run_rules
+
+    began = time.perf_counter()
+    history = _history(inputs)
+    assessments = _checked(history, periods)
+    assessed = time.perf_counter()
+    rules = run_rules(history, inputs.schedules, inputs.silences or {})
+    return assessments, rules, {"assess": assessed - began,
+                                "rules": time.perf_counter() - assessed}
+
+
+# 0: every batch judged in the checking process; 1: a helper whenever there is more than one
+# batch; unset: a helper when there is also more than one processor.
+HELPER_VARIABLE = "COMPLIANCE_CHECK_HELPER"
+
+
+@contextmanager
+def _helper(runs: int) -> Iterator[Helper | None]:
+    """A helper process (compliance.helper) to judge batches in, when there is more than
+    one batch and a second processor for it (``COMPLIANCE_CHECK_HELPER`` decides otherwise,
+    see above); else None."""
+    import os
+
+    from compliance.helper import Helper, cores
+
+    wanted = os.environ.get(HELPER_VARIABLE, "").strip()
+    if runs < 2 or wanted == "0" or (wanted != "1" and cores() < 2):
+        yield None
+        return
+    with Helper(_judge) as helper:
+        yield helper
 
 
 def _of_run(run: Sequence[str], *by_contract: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -265,15 +380,17 @@ def _merged(results: list[RulesResult]) -> RulesResult:
         packs={k: v for r in results for k, v in r.packs.items()})
 
 
-def _derive(tx: Transaction, schedules: Mapping[str, Schedule], history: pd.DataFrame,
-            *, progress: Progress | None = None) -> tuple[RulesResult, dict[str, int]]:
+def _derive(tx: Transaction, schedules: Mapping[str, Schedule], history: pd.DataFrame
+            ) -> dict[str, int]:
+    """The contracts' records from their history: the rules run, their records written."""
     from compliance.escalation import run_rules
 
-    if progress:
-        progress("running the rules", 0, 2)
-    rules = run_rules(history, schedules, tx.silences(list(schedules)))
-    if progress:
-        progress("writing the records", 1, 2)
+    return _record(tx, schedules, run_rules(history, schedules, tx.silences(list(schedules))))
+
+
+def _record(tx: Transaction, schedules: Mapping[str, Schedule], rules: RulesResult
+            ) -> dict[str, int]:
+    """The rules' records of the contracts written in place of those they had."""
     # Every contract's records replaced at once, contract by contract in the schedules' order.
     findings = rules.findings
     if len(findings):
@@ -284,7 +401,7 @@ def _derive(tx: Transaction, schedules: Mapping[str, Schedule], history: pd.Data
             escalations[e.contract].append(e.row())
     written = tx.replace_records(list(schedules), findings,
                                  [row for rows in escalations.values() for row in rows])
-    return rules, {"findings": written["findings"], "escalations": written["escalations"]}
+    return {"findings": written["findings"], "escalations": written["escalations"]}
 
 
 @collector_paused()
@@ -300,7 +417,7 @@ def rederive(tx: Transaction, schedules: Mapping[str, Schedule]) -> dict[str, in
     counts = {"findings": 0, "escalations": 0}
     for run in batches(mine, first, through):
         part, until, since = _of_run(run, mine, through, first)
-        written = _derive(tx, part, history_with_features(tx, part, until, since))[1]
+        written = _derive(tx, part, history_with_features(tx, part, until, since))
         for name in counts:
             counts[name] += written[name]
     return counts

@@ -105,10 +105,35 @@ class EscalationRecord:
             "level": self.level, "forum": self.forum, "status": self.status,
             "resolved": self.resolved, "rule": self.rule, "resolved_rule": self.resolved_rule,
             "description": self.description, "last_period": self.last_period,
-            "history": json.dumps(self.history), "settings": self.settings_text,
+            "history": self._history_text(), "settings": self.settings_text,
             "facts": self.facts_text,
             "silenced_until": self.silenced_until, "silence_reason": self.silence_reason,
         }
+
+    # A record goes from the process that judged it to the one that stores it (see
+    # compliance.checking) with its history as the JSON text it is stored as: most records
+    # are only stored, and their histories need not be taken apart and put together again.
+    # The history is read back from the text the first time it is asked for.
+
+    def _history_text(self) -> str:
+        state = self.__dict__
+        return json.dumps(state["history"]) if "history" in state else state["history_json"]
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        if "history" in state:
+            state["history_json"] = json.dumps(state.pop("history"))
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+    def __getattr__(self, name: str) -> Any:
+        state = self.__dict__
+        if name == "history" and "history_json" in state:
+            history = state["history"] = json.loads(state.pop("history_json"))
+            return history
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
 
 @dataclass

@@ -109,9 +109,28 @@ def _outputs(ref: StoreRef, run: Any) -> dict[str, Any]:
     return seen
 
 
+class _Answers:
+    """Counts the answers a check's helper process gives (it runs in this process's stead)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from compliance.helper import Helper
+
+        self.count = 0
+        real = Helper.receive
+
+        def receive(helper: Helper) -> Any:
+            self.count += 1
+            return real(helper)
+
+        monkeypatch.setattr(Helper, "receive", receive)
+
+
+@pytest.mark.parametrize("helper", ["0", "1"], ids=["here", "helper"])
 def test_a_check_in_batches_is_a_check_of_all_at_once(
         make_store: Callable[[], StoreRef], tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch: pytest.MonkeyPatch, helper: str) -> None:
+    """In batches, each judged in the checking process or (but the first) in a helper
+    process while the last is written: the same as one pass."""
     data = tmp_path / "data"
     bench_generator().generate(6000, data, seed=3)  # 6 contracts, 25 months
     whole, whole_run = _store_with_returns(make_store, data)
@@ -124,10 +143,15 @@ def test_a_check_in_batches_is_a_check_of_all_at_once(
         kwargs["progress"] = lambda *call: stages.append(call)
         return real_run_check(*args, **kwargs)
 
+    monkeypatch.setenv(checking.HELPER_VARIABLE, helper)
+    answers = _Answers(monkeypatch)
     expected = _outputs(whole, whole_run)
+    assert answers.count == 0  # one batch: no helper
     monkeypatch.setattr(checking, "_BATCH_MEASURE_PERIODS", 2500)  # about 2 contracts each
     monkeypatch.setattr(checking, "run_check", spied)
     got = _outputs(parts, parts_run)
+    # Two checks and a re-derivation (never in a helper), of three batches each.
+    assert answers.count == (4 if helper == "1" else 0)
 
     for name in ("all", "again", "rederived", "escalations"):
         assert got[name] == expected[name], name
@@ -140,14 +164,16 @@ def test_a_check_in_batches_is_a_check_of_all_at_once(
 
     # The first check ran in batches, each reporting its stages; progress only rises.
     first = stages[:stages.index(("done", stages[-1][2], stages[-1][2])) + 1]
-    assert [s for s, _, _ in first].count("assessing") == 3
+    assert [s for s, _, _ in first].count("assessing and running the rules") == 3
     done = [d for _, d, _ in first]
     assert done == sorted(done) and len({t for _, _, t in first}) == 1
-    assert done[-1] == first[-1][2] == 12
+    assert done[-1] == first[-1][2] == 9
 
 
+@pytest.mark.parametrize("helper", ["0", "1"], ids=["here", "helper"])
 def test_a_batch_of_contracts_without_figures_checks_as_in_one_pass(
-        make_store: Callable[[], StoreRef], monkeypatch: pytest.MonkeyPatch) -> None:
+        make_store: Callable[[], StoreRef], monkeypatch: pytest.MonkeyPatch,
+        helper: str) -> None:
     """The seed contracts, one with its return and one with none yet: a batch of each gives
     what one pass over both gives."""
     from tests.conftest import DARLINGTON, SUNDERLAND, SUNDERLAND_RETURN
@@ -161,9 +187,12 @@ def test_a_batch_of_contracts_without_figures_checks_as_in_one_pass(
         assert checked.exit_code == 0, checked.stderr
         return checked.json(), _rows(ref)
 
+    monkeypatch.setenv(checking.HELPER_VARIABLE, helper)
+    answers = _Answers(monkeypatch)
     whole = outputs()
     monkeypatch.setattr(checking, "_BATCH_MEASURE_PERIODS", 1)  # a batch for each contract
     assert outputs() == whole
+    assert answers.count == (1 if helper == "1" else 0)
     docs, rows = whole
     assert {d["contract"] for d in docs} == {"darlington-childrens", "sunderland-tfc"}
     assert all(a["status"] == "not_reported" for d in docs

@@ -304,8 +304,8 @@ def test_check_does_not_import_what_it_does_not_use(cli: Callable[..., Result],
 
 # --- progress -------------------------------------------------------------------------------
 
-STAGES = ("reading", "storing the figures", "assessing", "storing the assessments",
-          "running the rules", "writing the records")
+STAGES = ("reading", "storing the figures", "assessing and running the rules",
+          "storing the assessments", "writing the records")
 
 
 def _off_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -393,8 +393,8 @@ def test_a_check_reports_its_stages_in_order(cli: Callable[..., Result], db_url:
     assert done[0] == 0 and done == sorted(done) and len(set(done)) > 2
     assert len(totals) == 1 and done[-1] == totals.pop()
     stages = [s for s, _, _ in calls]
-    assert stages[0] == "assessing"
-    assert stages.index("running the rules") < stages.index("writing the records")
+    assert stages[0] == "assessing and running the rules"
+    assert stages.index("storing the assessments") < stages.index("writing the records")
 
 
 def test_reading_returns_reports_each_file(tmp_path: Path) -> None:

@@ -1,0 +1,139 @@
+"""A second process that runs one function on jobs sent to it, one at a time, in order.
+
+The caller's own thread sends each job and reads each answer: there are no threads in the
+caller to contend with its work, and the caller decides when the pickling and unpickling
+happen. The process is spawned, not forked, so that nothing of the caller's open store,
+threads or locks goes with it; it starts as a fresh interpreter (as any spawned process,
+it imports the caller's main script under another name, so a script must keep its own work
+under ``if __name__ == "__main__":``).
+
+A job's exception is raised again in the caller, with the helper's traceback as its cause;
+a helper that dies (killed, out of memory) is an error in the caller, never a silent hang.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["Helper", "HelperDied", "cores"]
+
+
+class HelperDied(RuntimeError):
+    """The helper process ended without answering."""
+
+
+class _RemoteTraceback(Exception):
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def cores() -> int:
+    """Processors this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+class Helper:
+    """``send(*args)`` hands ``target(*args)`` to the helper; ``receive()`` waits for its
+    answer. One job at a time: a job's answer is received before the next job is sent (the
+    helper would otherwise block, its answer unread, while the caller blocks sending)."""
+
+    def __init__(self, target: Callable[..., Any]) -> None:
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")
+        self._conn, theirs = context.Pipe()
+        self._process = context.Process(target=_serve, args=(theirs, target), daemon=True,
+                                        name="compliance-helper")
+        self._process.start()
+        theirs.close()
+        self._waiting = 0
+
+    def send(self, *args: Any) -> None:
+        if self._waiting:
+            raise RuntimeError("receive the helper's answer before sending another job")
+        try:
+            self._conn.send(args)
+        except (BrokenPipeError, EOFError, ConnectionResetError) as exc:
+            raise self._died() from exc
+        self._waiting += 1
+
+    def receive(self) -> Any:
+        if not self._waiting:
+            raise RuntimeError("no job was sent to the helper")
+        try:
+            ok, answer = self._conn.recv()
+        except (EOFError, ConnectionResetError) as exc:
+            raise self._died() from exc
+        self._waiting -= 1
+        if ok:
+            return answer
+        error, text = answer
+        raise error from _RemoteTraceback(text)
+
+    def close(self) -> None:
+        """Stop the helper; a job it is on is abandoned."""
+        if self._process.is_alive():
+            if self._waiting:
+                self._process.terminate()
+            else:
+                try:
+                    self._conn.send(None)
+                except OSError:
+                    self._process.terminate()
+        self._conn.close()
+        self._process.join(timeout=5)
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join()
+
+    def __enter__(self) -> Helper:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def _died(self) -> HelperDied:
+        self._process.join(timeout=5)
+        return HelperDied(f"the helper process ended without answering (exit code "
+                          f"{self._process.exitcode})")
+
+
+def _serve(conn: Any, target: Callable[..., Any]) -> None:
+    """The helper's loop: each job run and answered until it is told to stop."""
+    import pickle
+    import signal
+    import traceback
+
+    # An interrupt at the terminal reaches every process of the group: the caller handles it,
+    # and stops the helper.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    while True:
+        try:
+            job = conn.recv()
+        except EOFError:
+            return
+        if job is None:
+            return
+        try:
+            answer: tuple[bool, Any] = (True, target(*job))
+        except BaseException as exc:  # noqa: BLE001  (every failure goes back to the caller)
+            answer = (False, (exc, traceback.format_exc()))
+        try:
+            try:
+                conn.send(answer)
+            except (pickle.PicklingError, TypeError, AttributeError, ValueError) as exc:
+                problem = f"the helper's answer could not be sent back: {exc}"
+                if not answer[0]:
+                    original = answer[1][0]
+                    problem = f"{type(original).__name__}: {original} ({problem})"
+                conn.send((False, (RuntimeError(problem), traceback.format_exc())))
+        except OSError:
+            return  # the caller has gone: nothing to answer

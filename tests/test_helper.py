@@ -1,0 +1,121 @@
+"""The helper process a large check judges its batches in: answers in order, every failure
+raised in the caller, never a hang."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import threading
+import time
+
+import pytest
+
+from compliance.errors import ComplianceError, Problem
+from compliance.helper import Helper, HelperDied
+
+
+def _work(kind: str, value: int) -> object:
+    if kind == "square":
+        return value * value
+    if kind == "pid":
+        return os.getpid()
+    if kind == "fail":
+        raise ValueError(f"no good: {value}")
+    if kind == "user":
+        raise ComplianceError(Problem("bad figure", file="r.csv", row=value))
+    if kind == "unpicklable":
+        return threading.Lock()
+    if kind == "unpicklable error":
+        error = ValueError("carries a lock")
+        error.lock = threading.Lock()  # type: ignore[attr-defined]
+        raise error
+    if kind == "sleep":
+        time.sleep(value)
+        return value
+    if kind == "die":
+        os.kill(os.getpid(), signal.SIGKILL)
+    raise AssertionError(kind)
+
+
+def test_jobs_are_answered_in_order_by_another_process() -> None:
+    with Helper(_work) as helper:
+        answers = []
+        for value in range(5):
+            helper.send("square", value)
+            answers.append(helper.receive())
+        helper.send("pid", 0)
+        assert helper.receive() != os.getpid()
+    assert answers == [0, 1, 4, 9, 16]
+
+
+def test_a_jobs_exception_is_raised_in_the_caller_with_the_helpers_traceback() -> None:
+    with Helper(_work) as helper:
+        helper.send("fail", 7)
+        with pytest.raises(ValueError, match="no good: 7") as caught:
+            helper.receive()
+        assert "_work" in str(caught.value.__cause__)
+        assert "raise ValueError" in str(caught.value.__cause__)
+        # The helper goes on after a failed job.
+        helper.send("square", 3)
+        assert helper.receive() == 9
+
+
+def test_a_users_mistake_keeps_its_problems_across_processes() -> None:
+    error = ComplianceError(Problem("bad figure", file="r.csv", row=4))
+    again = pickle.loads(pickle.dumps(error))
+    assert type(again) is ComplianceError and again.problems == error.problems
+    assert str(again) == str(error) == "r.csv, row 4: error: bad figure"
+    with Helper(_work) as helper:
+        helper.send("user", 4)
+        with pytest.raises(ComplianceError) as caught:
+            helper.receive()
+    assert caught.value.problems == error.problems
+
+
+def test_what_cannot_be_sent_back_is_an_error_not_a_hang() -> None:
+    with Helper(_work) as helper:
+        helper.send("unpicklable", 0)
+        with pytest.raises(RuntimeError, match="could not be sent back"):
+            helper.receive()
+        helper.send("unpicklable error", 0)
+        with pytest.raises(RuntimeError, match="ValueError: carries a lock"):
+            helper.receive()
+        helper.send("square", 2)
+        assert helper.receive() == 4
+
+
+def test_a_helper_that_dies_is_an_error_in_the_caller() -> None:
+    with Helper(_work) as helper:
+        helper.send("die", 0)
+        with pytest.raises(HelperDied, match=f"exit code -{int(signal.SIGKILL)}"):
+            helper.receive()
+
+
+def test_one_job_at_a_time() -> None:
+    with Helper(_work) as helper:
+        with pytest.raises(RuntimeError, match="no job"):
+            helper.receive()
+        helper.send("square", 1)
+        with pytest.raises(RuntimeError, match="before sending another"):
+            helper.send("square", 2)
+        assert helper.receive() == 1
+
+
+def test_closing_stops_the_process() -> None:
+    helper = Helper(_work)
+    helper.send("square", 5)
+    assert helper.receive() == 25
+    process = helper._process
+    helper.close()
+    assert not process.is_alive() and process.exitcode == 0
+
+
+def test_closing_abandons_a_job_under_way(capfd: pytest.CaptureFixture[str]) -> None:
+    helper = Helper(_work)
+    helper.send("sleep", 60)
+    began = time.monotonic()
+    helper.close()
+    assert time.monotonic() - began < 30
+    assert not helper._process.is_alive()
+    assert "Traceback" not in capfd.readouterr().err
