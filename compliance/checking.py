@@ -283,6 +283,15 @@ def run_check(tx: Transaction, schedules: dict[str, Schedule], periods: Sequence
 Judged = tuple["pd.DataFrame", "RulesResult", dict[str, float]]
 
 
+# The columns of a check's assessments that are stored (Transaction.save_assessments) and
+# shown (compliance.views): the rest of the history's columns serve the rules alone.
+_KEPT = ("contract", "period", "measure", "figure_period", "value", "source", "sources",
+         "source_spread", "target_low", "target_high", "tolerance_low", "tolerance_high",
+         "compared_with", "profiled_target", "status", "rag", "direction", "previous_value",
+         "change", "forecast", "forecast_status", "reason", "variation", "assurance",
+         "schedule_version", "figure_version")
+
+
 @collector_paused()
 def _judge(inputs: _Inputs, periods: list[str]) -> Judged:
     """Assess a batch and run the rules on it, from what was read for it."""
@@ -292,7 +301,9 @@ def _judge(inputs: _Inputs, periods: list[str]) -> Judged:
 
     began = time.perf_counter()
     history = _history(inputs)
-    assessments = _checked(history, periods)
+    checked = _checked(history, periods)
+    assessments = checked[[name for name in _KEPT if name in checked.columns]]
+    del checked
     assessed = time.perf_counter()
     rules = run_rules(history, inputs.schedules, inputs.silences or {})
     return assessments, rules, {"assess": assessed - began,
