@@ -7,6 +7,9 @@ for the check, its figures (kept in the work folder and reused), then runs the s
 cProfile. Prints the functions with the most time of their own and the most time including
 what they call, and saves the profile as ``WORKDIR/profile-SIZE-STAGE.prof`` (open it with
 ``python -m pstats`` or snakeviz).
+
+The check runs whole in this process (``COMPLIANCE_CHECK_HELPER=0``), unless ``--helper`` is
+given: cProfile sees only its own process.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
+import os
 import pstats
 import shutil
 import sys
@@ -34,7 +38,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--top", type=int, default=40)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/compliance-bench"))
+    parser.add_argument("--helper", action="store_true",
+                        help="let a large check judge batches in its helper process, as it "
+                             "does by default (the profile then sees only the checking "
+                             "process: reading, receiving and writing)")
     args = parser.parse_args(argv)
+    if not args.helper:
+        # The whole check in this process, where the profiler sees it.
+        os.environ["COMPLIANCE_CHECK_HELPER"] = "0"
 
     import pandas  # noqa: F401  (not part of the profile)
 
