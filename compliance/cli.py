@@ -83,7 +83,9 @@ def _console(stderr: bool = False) -> Console:
     from rich.console import Console
 
     # Messages on stderr are never wrapped: a path or a location must stay on one line.
-    return Console(stderr=stderr, highlight=False, soft_wrap=stderr,
+    # Text is shown as written: square brackets and :codes: in a schedule's or a return's
+    # text are neither rich's markup nor emoji.
+    return Console(stderr=stderr, highlight=False, soft_wrap=stderr, markup=False, emoji=False,
                    width=None if sys.stdout.isatty() else 160)
 
 
@@ -135,7 +137,7 @@ def _progress_console() -> Console | None:
         return None  # answered without importing rich
     from rich.console import Console
 
-    console = Console(stderr=True, highlight=False)
+    console = Console(stderr=True, highlight=False, markup=False, emoji=False)
     return console if console.is_terminal and console.is_interactive else None
 
 
@@ -150,7 +152,7 @@ def _progress() -> Iterator[Progress | None]:
     from rich.progress import BarColumn, MofNCompleteColumn, TaskID, TextColumn, TimeElapsedColumn
     from rich.progress import Progress as Bars
 
-    bars = Bars(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+    bars = Bars(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
                 TimeElapsedColumn(), console=console, transient=True, redirect_stdout=False,
                 redirect_stderr=False)
     task: list[TaskID] = []
@@ -606,7 +608,8 @@ def _emit_escalations(rows: list[dict[str, Any]], format: Format, out: Path | No
         from rich.console import Console
 
         with _atomic(out) as handle:
-            console = Console(file=handle, width=160, no_color=True)
+            console = Console(file=handle, width=160, no_color=True, markup=False,
+                              emoji=False)
             for table in tables:
                 console.print(table)
         return

@@ -169,6 +169,26 @@ def test_schedule_reload_makes_a_new_version(cli: Callable[..., Result], tmp_pat
     assert sm11["target"] == 30 and sm11["status"] == "met"
 
 
+def test_tables_show_the_users_text_as_written(cli: Callable[..., Result], tmp_path: Path,
+                                              db_path: StoreRef) -> None:
+    """Square brackets and colons in a schedule's text are text, not rich's markup or emoji
+    codes: nothing of a title goes missing from a table."""
+    changed = tmp_path / "sunderland-tfc.yaml"
+    changed.write_text(SUNDERLAND.read_text(encoding="utf-8").replace(
+        "title: Together for Children children's services contract",
+        'title: "Together for Children [tfc] :smile: contract"').replace(
+        'title: "% of referrals with a decision within 24 hours"',
+        'title: "% of referrals decided [in a day] :thumbs_up:"'), encoding="utf-8")
+    assert cli("contract", "load", changed).exit_code == 0
+    assert cli("submit", "--contract", "sunderland-tfc", SUNDERLAND_RETURN).exit_code == 0
+    result = cli("check", "--contract", "sunderland-tfc", "--period", "2018-09")
+    assert result.exit_code == 0, result.stderr
+    table = result.stdout
+    assert "Together for Children [tfc] :smile: contract" in table
+    assert "[in a day]" in " ".join(table.split()) and ":thumbs_up:" in table
+    assert "\N{SMILING FACE WITH SMILING EYES}" not in table and "\N{THUMBS UP SIGN}" not in table
+
+
 def test_every_write_is_audited(cli: Callable[..., Result], db_path: StoreRef) -> None:
     cli("contract", "load", SUNDERLAND)
     cli("submit", "--contract", "sunderland-tfc", SUNDERLAND_RETURN)
