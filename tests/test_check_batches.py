@@ -199,3 +199,32 @@ def test_a_batch_of_contracts_without_figures_checks_as_in_one_pass(
                if d["contract"] == "darlington-childrens" for a in d["assessments"]
                if a["status"] != "not_due")
     assert rows["finding"]
+
+
+@pytest.mark.parametrize(("setting", "cores", "runs", "helped"), [
+    (None, 2, 1, False), (None, 2, 2, False), (None, 2, 3, True), (None, 1, 3, False),
+    ("0", 2, 5, False), ("1", 1, 2, True), ("1", 2, 1, False), (" 1 ", 2, 2, True),
+])
+def test_a_helper_process_is_used_when_there_are_enough_batches_and_processors(
+        monkeypatch: pytest.MonkeyPatch, setting: str | None, cores: int, runs: int,
+        helped: bool) -> None:
+    import compliance.helper
+
+    class Started:
+        def __init__(self, target: Any) -> None:
+            assert target is checking._judge
+
+        def __enter__(self) -> Started:
+            return self
+
+        def __exit__(self, *_: object) -> None:
+            pass
+
+    monkeypatch.setattr(compliance.helper, "Helper", Started)
+    monkeypatch.setattr(compliance.helper, "cores", lambda: cores)
+    if setting is None:
+        monkeypatch.delenv(checking.HELPER_VARIABLE, raising=False)
+    else:
+        monkeypatch.setenv(checking.HELPER_VARIABLE, setting)
+    with checking._helper(runs) as helper:
+        assert isinstance(helper, Started) is helped
