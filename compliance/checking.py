@@ -226,7 +226,7 @@ def run_check(tx: Transaction, schedules: dict[str, Schedule], periods: Sequence
              for cid in schedules}
     in_force = tx.schedule_versions(ids)
     versions = tx.current_versions(ids)
-    runs = batches(schedules, first, through)
+    runs = batches(schedules, _history_from(tx, first), through)
     steps = 3 * len(runs)
     parts: list[tuple[pd.DataFrame, RulesResult]] = []
     counts: dict[str, int] = {}
@@ -335,6 +335,14 @@ def _helper(runs: int) -> Iterator[Helper | None]:
         yield helper
 
 
+def _history_from(tx: Transaction, first: Mapping[str, str]) -> dict[str, str]:
+    """Where each contract's history starts: at its first period checked (``first``) or at
+    its first figure, whichever is earlier. Batches are weighed by it (a first check of one
+    month still assesses every month before it that has figures)."""
+    held = tx.first_figure_periods(list(first))
+    return {cid: min(start, held.get(cid, start)) for cid, start in first.items()}
+
+
 def _of_run(run: Sequence[str], *by_contract: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Each mapping by contract, cut down to the contracts of one run."""
     return [{cid: values[cid] for cid in run} for values in by_contract]
@@ -429,7 +437,7 @@ def rederive(tx: Transaction, schedules: Mapping[str, Schedule]) -> dict[str, in
     through = {cid: checked[cid][1] for cid in mine}
     first = {cid: checked[cid][0] for cid in mine}
     counts = {"findings": 0, "escalations": 0}
-    for run in batches(mine, first, through):
+    for run in batches(mine, _history_from(tx, first), through):
         part, until, since = _of_run(run, mine, through, first)
         written = _derive(tx, part, history_with_features(tx, part, until, since))
         for name in counts:

@@ -67,6 +67,24 @@ def test_batches_weigh_each_contract_by_the_months_it_spans(
     assert batches(schedules, first, through) == [["a", "b", "c"], ["long"]]
 
 
+def test_batches_weigh_each_contract_from_its_first_figure(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A first check of one month assesses every month before it that has figures: the
+    batches weigh the contract by those months too."""
+    monkeypatch.setattr(checking, "_BATCH_MEASURE_PERIODS", 250)
+    schedules = _schedules(dict.fromkeys(["a", "b", "c", "d"], 10))
+    first = dict.fromkeys(schedules, "2024-12")
+    through = dict.fromkeys(schedules, "2024-12")
+    tx = SimpleNamespace(first_figure_periods=lambda ids: {"a": "2023-01", "b": "2023-01",
+                                                           "d": "2025-06"})
+    starts = checking._history_from(tx, first)  # type: ignore[arg-type]
+    # A figure before the month checked moves the start back; none, or only later, does not.
+    assert starts == {"a": "2023-01", "b": "2023-01", "c": "2024-12", "d": "2024-12"}
+    # 240 measure-months each for a and b, 10 each for c and d: runs of at most 250.
+    assert batches(schedules, starts, through) == [["a"], ["b", "c"], ["d"]]
+    assert batches(schedules, first, through) == [["a", "b", "c", "d"]]
+
+
 def _store_with_returns(make_store: Callable[[], StoreRef], data: Path) -> tuple[StoreRef, Any]:
     ref = make_store()
     run = cli_on(ref.url)
@@ -84,10 +102,12 @@ def _rows(ref: StoreRef) -> dict[str, list[tuple[Any, ...]]]:
 
 
 def _outputs(ref: StoreRef, run: Any) -> dict[str, Any]:
-    """What a user sees and the store keeps after a check of every month, a second check of
-    some of them, and a re-derivation of every contract's records."""
+    """What a user sees and the store keeps after a first check of the last month (whose
+    history goes back to the first figures), a check of every month, a second check of some
+    of them, and a re-derivation of every contract's records."""
     seen: dict[str, Any] = {}
-    for name, args in (("all", ("--from", "2022-12", "--to", "2024-12")),
+    for name, args in (("latest", ("--period", "2024-12")),
+                       ("all", ("--from", "2022-12", "--to", "2024-12")),
                        ("again", ("--from", "2024-06", "--to", "2024-09"))):
         checked = run("check", *args, "--format", "json")
         assert checked.exit_code == 0, checked.stderr
@@ -150,10 +170,10 @@ def test_a_check_in_batches_is_a_check_of_all_at_once(
     monkeypatch.setattr(checking, "_BATCH_MEASURE_PERIODS", 2500)  # about 2 contracts each
     monkeypatch.setattr(checking, "run_check", spied)
     got = _outputs(parts, parts_run)
-    # Two checks and a re-derivation (never in a helper), of three batches each.
-    assert answers.count == (4 if helper == "1" else 0)
+    # Three checks and a re-derivation (never in a helper), of three batches each.
+    assert answers.count == (6 if helper == "1" else 0)
 
-    for name in ("all", "again", "rederived", "escalations"):
+    for name in ("latest", "all", "again", "rederived", "escalations"):
         assert got[name] == expected[name], name
     for name in ("rows", "rows after rederive"):
         for table in TABLES:

@@ -354,6 +354,10 @@ def test_submissions_number_versions_and_keep_nulls(make_store: Callable[[], Sto
               for sub in tx.session.execute(select(Submission)).scalars()}
     assert received == {(DARLINGTON_ID, "2017-06"): at[1], (SUNDERLAND_ID, "2018-09"): at[1],
                         (SUNDERLAND_ID, "2018-10"): at[2]}
+    with store.transaction() as tx:
+        assert tx.first_figure_periods([SUNDERLAND_ID, DARLINGTON_ID, "no-such"]) == {
+            SUNDERLAND_ID: "2018-09", DARLINGTON_ID: "2017-06"}
+        assert tx.first_figure_periods([]) == {}
 
     with store.transaction() as tx:
         latest = tx.latest_figures([SUNDERLAND_ID, DARLINGTON_ID])

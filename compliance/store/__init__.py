@@ -936,6 +936,18 @@ class Transaction:
     def assessment(self, contract: str, measure: str, period: str) -> Assessment | None:
         return self.session.get(Assessment, (contract, period, measure))
 
+    def first_figure_periods(self, contracts: Sequence[str]) -> dict[str, str]:
+        """The earliest period each contract holds a figure for (those with none are left
+        out), from the returns' arrivals: one row per contract and period."""
+        arrival = _table(ReturnArrival)
+        found: dict[str, str] = {}
+        for chunk in _chunks(list(dict.fromkeys(contracts))):
+            query = (select(arrival.c.contract_id, func.min(arrival.c.period))
+                     .where(arrival.c.contract_id.in_(list(chunk)))
+                     .group_by(arrival.c.contract_id))
+            found.update((str(c), str(p)) for c, p in self.session.execute(query))
+        return found
+
     def returns_received(self, contracts: Sequence[str]) -> dict[tuple[str, str], Any]:
         """When the first figure for each contract and period arrived."""
         arrival = _table(ReturnArrival)
