@@ -5,6 +5,9 @@ objects and no reference cycles of note; every few hundred allocations the colle
 otherwise walk the objects still alive, and at that scale those walks cost more than a tenth
 of the work. Reference counting still frees everything as usual while paused; the collector
 resumes, as it was, when the work ends.
+
+Bulk work also has the C allocator keep the memory it frees for the next arrays
+(``keep_freed_memory``), once per process.
 """
 
 from __future__ import annotations
@@ -14,10 +17,43 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+_KEPT: list[bool] = []
+
+
+def keep_freed_memory() -> bool:
+    """Have glibc's allocator keep the memory a process frees, for its next allocations,
+    instead of handing each large block back to the system and taking fresh pages (each
+    faulted in and zeroed again) for the next: bulk work makes and drops arrays of millions
+    of rows many times over. The memory is the system's again when the process ends. Once per
+    process; True where it took (glibc), False elsewhere, where nothing changes."""
+    if not _KEPT:
+        _KEPT.append(_mallopt_keep())
+    return _KEPT[0]
+
+
+def _mallopt_keep() -> bool:
+    import ctypes
+    import ctypes.util
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False  # not glibc
+    # glibc's mallopt parameters: blocks of any size from the heap (not one mapping each),
+    # and the heap's freed top kept rather than trimmed.
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    return bool(mallopt(m_mmap_threshold, 1 << 30)) and bool(mallopt(m_trim_threshold, 1 << 30))
+
 
 @contextmanager
 def collector_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector inside the block (nested blocks are fine)."""
+    """Pause the cyclic garbage collector inside the block (nested blocks are fine); and
+    keep freed memory (``keep_freed_memory``)."""
+    keep_freed_memory()
     was_enabled = gc.isenabled()
     gc.disable()
     try:

@@ -1,9 +1,14 @@
-"""Bulk work runs with the cyclic garbage collector paused, and leaves it as it found it."""
+"""Bulk work runs with the cyclic garbage collector paused, and leaves it as it found it;
+and it has the allocator keep freed memory."""
 
 from __future__ import annotations
 
 import gc
+import platform
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -69,3 +74,37 @@ def test_schedules_import_and_check_run_with_the_collector_paused(
     assert seen == {"parse_return": False, "_insert": False, "run_rules": False,
                     "_validate": False, "schedule_from_json": False}
     assert gc.isenabled()
+
+
+_FREED = """
+import os, sys
+def rss():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+if sys.argv[1] == "keep":
+    from compliance.batch import collector_paused, keep_freed_memory
+    with collector_paused():
+        pass
+    assert keep_freed_memory()
+before = rss()
+block = b"\\x01" * (64 << 20)
+held = rss() - before
+del block
+print(held >> 20, (rss() - before) >> 20)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc",
+                    reason="glibc's allocator only")
+def test_bulk_work_keeps_freed_memory_for_the_next_arrays() -> None:
+    """A 64 MB block, freed: handed back to the system by default, kept by a process that
+    has done bulk work (its next arrays reuse the pages instead of faulting fresh ones in)."""
+    def run(mode: str) -> list[int]:
+        done = subprocess.run([sys.executable, "-c", _FREED, mode], capture_output=True,
+                              text=True, check=True, cwd=Path(__file__).resolve().parent.parent)
+        return [int(n) for n in done.stdout.split()]
+
+    held, left = run("default")
+    assert held >= 60 and left < 8
+    held, left = run("keep")
+    assert held >= 60 and left >= 60
