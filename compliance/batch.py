@@ -32,15 +32,14 @@ def keep_freed_memory() -> bool:
 
 
 def _mallopt_keep() -> bool:
-    import ctypes
-    import ctypes.util
     import sys
 
     if not sys.platform.startswith("linux"):
         return False
+    import ctypes
+
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
+        mallopt = ctypes.CDLL(None).mallopt  # the C library the interpreter runs on
     except (OSError, AttributeError):
         return False  # not glibc
     # glibc's mallopt parameters: blocks of any size from the heap (not one mapping each),
