@@ -111,6 +111,8 @@ class ChildPeak:
 
     @staticmethod
     def _children(parent: str) -> Iterator[str]:
+        if not os.path.isdir("/proc"):
+            return  # no /proc: the helper's memory is not measured (0)
         for entry in os.scandir("/proc"):
             if entry.name.isdigit():
                 try:
