@@ -248,3 +248,29 @@ def test_a_helper_process_is_used_when_there_are_enough_batches_and_processors(
         monkeypatch.setenv(checking.HELPER_VARIABLE, setting)
     with checking._helper(runs) as helper:
         assert isinstance(helper, Started) is helped
+
+
+def test_a_check_with_its_returns_judges_in_the_helper_what_it_has_just_submitted(
+        make_store: Callable[[], StoreRef], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`check --returns` submits and checks in one transaction: the figures are not yet
+    committed when the batches are read, and the helper must judge them all the same."""
+    data = tmp_path / "data"
+    bench_generator().generate(6000, data, seed=5)
+
+    def checked() -> tuple[Any, dict[str, list[tuple[Any, ...]]]]:
+        ref = make_store()
+        run = cli_on(ref.url)
+        assert run("contract", "load", *sorted((data / "contracts").glob("*.yaml"))).exit_code \
+            == 0
+        result = run("check", "--from", "2022-12", "--to", "2024-12", "--returns",
+                     data / "returns.csv", "--format", "json")
+        assert result.exit_code == 0, result.stderr
+        return result.json(), _rows(ref)
+
+    whole = checked()
+    monkeypatch.setenv(checking.HELPER_VARIABLE, "1")
+    monkeypatch.setattr(checking, "_BATCH_MEASURE_PERIODS", 2500)
+    answers = _Answers(monkeypatch)
+    assert checked() == whole
+    assert answers.count == 2 and whole[1]["finding"]
