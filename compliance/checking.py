@@ -205,9 +205,9 @@ def run_check(tx: Transaction, schedules: dict[str, Schedule], periods: Sequence
     check of the contract has covered, replayed in period order: checking again, or checking
     months out of order, leaves the same records as checking them in order. One assessment
     of the whole history serves both the periods checked and the rules. Many contracts are
-    checked in batches (see ``batches``), with the same result as all at once; with more
-    than one batch and a processor to spare, a helper process assesses and judges each batch
-    while this one reads the next and writes the last (see ``_helper``).
+    checked in batches (see ``batches``), with the same result as all at once; from three
+    batches on, with a processor to spare, a helper process assesses and judges each batch
+    but the first while this one writes the last and reads the next (see ``_helper``).
 
     ``progress`` hears of the stages: assessing and running the rules, storing the
     assessments, writing the records (see compliance.progress), for each batch in turn.
