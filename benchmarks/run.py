@@ -30,6 +30,7 @@ Results are also written as JSON to ``WORKDIR/results.json``.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import resource
@@ -95,7 +96,7 @@ class ChildPeak:
     def _watch(self) -> None:
         me = str(os.getpid())
         children: set[str] = set()
-        for tick in range(1 << 62):
+        for tick in itertools.count():
             if tick % 25 == 0:  # a look for new children twice a second
                 children |= set(self._children(me))
             for pid in list(children):

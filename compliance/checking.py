@@ -231,7 +231,6 @@ def run_check(tx: Transaction, schedules: dict[str, Schedule], periods: Sequence
     parts: list[tuple[pd.DataFrame, RulesResult]] = []
     counts: dict[str, int] = {}
     seconds = dict.fromkeys(("read", "assess", "rules", "write"), 0.0)
-    helped = 0
 
     def read(k: int) -> _Inputs:
         mine, until, since = _of_run(runs[k], schedules, through, first)
@@ -243,8 +242,9 @@ def run_check(tx: Transaction, schedules: dict[str, Schedule], periods: Sequence
 
     with _helper(len(runs)) as helper:
         # With a helper, batch k+1 is judged there while this process writes batch k and
-        # reads batch k+2; it is sent as soon as batch k's answer is back (one job at a time).
-        # The first batch is judged here, while the helper starts.
+        # reads batch k+2; it is sent as soon as batch k's answer is back (one job at a time;
+        # sending it only once read, rather than read ahead, was slower: 13.3/14.3 s against
+        # 12.8/13.5 s at 1M). The first batch is judged here, while the helper starts.
         following: _Inputs | None = None
         for k in range(len(runs)):
             report("assessing and running the rules", 3 * k, steps)
@@ -254,7 +254,6 @@ def run_check(tx: Transaction, schedules: dict[str, Schedule], periods: Sequence
                     following = read(1)
             else:
                 judged = helper.receive()
-                helped += 1
             if helper is not None and following is not None:
                 helper.send(following, list(periods))
                 following = None
@@ -272,6 +271,7 @@ def run_check(tx: Transaction, schedules: dict[str, Schedule], periods: Sequence
             parts.append((assessments, rules))
             if helper is not None and k + 2 < len(runs):
                 following = read(k + 2)
+        helped = len(runs) - 1 if helper is not None else 0
     report("done", steps, steps)
     return CheckResult(schedules=schedules, periods=list(periods), counts=counts,
                        versions={(s.id, v): s for s, v, _ in in_force}, parts=parts,

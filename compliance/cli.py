@@ -79,14 +79,17 @@ def _root(
 # --- output and errors ----------------------------------------------------------------------
 
 
+# Every console shows text as written: square brackets and :codes: in a schedule's or a
+# return's text are neither rich's markup nor emoji, and nothing is coloured by guesswork.
+_AS_WRITTEN: dict[str, Any] = {"markup": False, "emoji": False, "highlight": False}
+
+
 def _console(stderr: bool = False) -> Console:
     from rich.console import Console
 
     # Messages on stderr are never wrapped: a path or a location must stay on one line.
-    # Text is shown as written: square brackets and :codes: in a schedule's or a return's
-    # text are neither rich's markup nor emoji.
-    return Console(stderr=stderr, highlight=False, soft_wrap=stderr, markup=False, emoji=False,
-                   width=None if sys.stdout.isatty() else 160)
+    return Console(stderr=stderr, soft_wrap=stderr, width=None if sys.stdout.isatty() else 160,
+                   **_AS_WRITTEN)
 
 
 def _say_problems(problems: list[Problem]) -> None:
@@ -137,7 +140,7 @@ def _progress_console() -> Console | None:
         return None  # answered without importing rich
     from rich.console import Console
 
-    console = Console(stderr=True, highlight=False, markup=False, emoji=False)
+    console = Console(stderr=True, **_AS_WRITTEN)
     return console if console.is_terminal and console.is_interactive else None
 
 
@@ -608,8 +611,7 @@ def _emit_escalations(rows: list[dict[str, Any]], format: Format, out: Path | No
         from rich.console import Console
 
         with _atomic(out) as handle:
-            console = Console(file=handle, width=160, no_color=True, markup=False,
-                              emoji=False)
+            console = Console(file=handle, width=160, no_color=True, **_AS_WRITTEN)
             for table in tables:
                 console.print(table)
         return

@@ -54,7 +54,7 @@ class Helper:
                                         name="compliance-helper")
         self._process.start()
         theirs.close()
-        self._waiting = 0
+        self._waiting = False  # a job sent whose answer is not yet received
 
     def send(self, *args: Any) -> None:
         if self._waiting:
@@ -63,7 +63,7 @@ class Helper:
             self._conn.send(args)
         except (BrokenPipeError, EOFError, ConnectionResetError) as exc:
             raise self._died() from exc
-        self._waiting += 1
+        self._waiting = True
 
     def receive(self) -> Any:
         if not self._waiting:
@@ -72,7 +72,7 @@ class Helper:
             ok, answer = self._conn.recv()
         except (EOFError, ConnectionResetError) as exc:
             raise self._died() from exc
-        self._waiting -= 1
+        self._waiting = False
         if ok:
             return answer
         error, text = answer
