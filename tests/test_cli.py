@@ -229,8 +229,8 @@ def test_init_creates_store(cli: Callable[..., Result], db_path: StoreRef) -> No
     assert result.exit_code == 0
     assert "store ready" in result.stderr
     tables = set(dump_store(db_path))
-    assert {"contract", "schedule_version", "measure", "submission", "figure", "assessment",
-            "check_run", "audit"} <= tables
+    assert {"contract", "schedule_version", "measure", "submission", "figure",
+            "assessment_set", "check_run", "audit"} <= tables
 
 
 def test_bad_store_url(tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ def test_migrations_match_the_models(db_path: StoreRef) -> None:
     from alembic.runtime.migration import MigrationContext
 
     store = Store(db_path.url)
-    assert store.init() == ["0001", "0002", "0003", "0004", "0005", "0006"]
+    assert store.init() == ["0001", "0002", "0003", "0004", "0005", "0006", "0007"]
     assert store.init() == []
     with store.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
@@ -45,23 +45,26 @@ def test_upgrade_from_the_first_schema_keeps_everything(
     assert set(inspect(store.engine).get_table_names()) == {*FIRST_SCHEMA_TABLES,
                                                             "alembic_version"}
     source = create_engine(db_path.url)
-    first_width: dict[str, int] = {}
+    first_columns: dict[str, list[str]] = {}
     with source.connect() as src, store.engine.begin() as dst:
         for name in FIRST_SCHEMA_TABLES:
             # The first schema's own columns: later migrations added some (and took the
-            # figures' number, which the old store hands out itself).
+            # figures' number, which the old store hands out itself). Assessments are read
+            # from today's view of them.
             old_table = Table(name, MetaData(), autoload_with=dst)
-            table = SQLModel.metadata.tables[name]
-            columns = [table.c[c.name] for c in old_table.columns if c.name in table.c]
-            first_width[name] = len(columns)
+            today = SQLModel.metadata.tables.get(name)
+            if today is None:
+                today = Table(name, MetaData(), autoload_with=src)
+            columns = [today.c[c.name] for c in old_table.columns if c.name in today.c]
+            first_columns[name] = [c.name for c in columns]
             rows = [dict(r._mapping) for r in src.execute(select(*columns))]
             if rows:
                 dst.execute(insert(old_table), rows)
         if store.engine.dialect.name == "postgresql":
             # Rows copied with their ids: move the id sequences past them.
             for name in FIRST_SCHEMA_TABLES:
-                columns = SQLModel.metadata.tables[name].c
-                if "id" in columns and str(columns["id"].type) == "INTEGER":
+                model = SQLModel.metadata.tables.get(name)
+                if model is not None and "id" in model.c and str(model.c.id.type) == "INTEGER":
                     dst.execute(text(
                         f"SELECT setval(pg_get_serial_sequence('\"{name}\"', 'id'), "
                         f"coalesce(max(id), 1)) FROM \"{name}\""))
@@ -73,24 +76,35 @@ def test_upgrade_from_the_first_schema_keeps_everything(
 
     upgraded = cli_on(old.url)("init")
     assert upgraded.exit_code == 0, upgraded.stderr + upgraded.stdout
-    assert "applied 0002, 0003, 0004, 0005, 0006" in upgraded.stderr
+    assert "applied 0002, 0003, 0004, 0005, 0006, 0007" in upgraded.stderr
     store.dispose()
     after = dump_store(old)
     for name in FIRST_SCHEMA_TABLES:
         if name == "audit":  # init itself leaves an audit row
             assert set(filled[name]) <= set(after[name])
-        elif name == "assessment":  # later columns (added at the end) start empty
-            width = first_width[name]
-            assert [r[:width] for r in after[name]] == [r[:width] for r in filled[name]]
+        elif name == "assessment":  # a view now, of the sets the rows became
+            columns = first_columns[name]
+            assert _view_rows(old, columns) == _view_rows(db_path, columns)
         else:
             assert after[name] == filled[name], name
-    source.dispose()
     # The upgraded store works: the check gives the same result as on the original.
     again = cli_on(old.url)("check", "--contract", "sunderland-tfc", "--period", "2018-09",
                             "--format", "json")
     original = cli("check", "--contract", "sunderland-tfc", "--period", "2018-09",
                    "--format", "json")
     assert again.json() == original.json()
+
+
+def _view_rows(store: StoreRef, columns: list[str]) -> list[tuple[object, ...]]:
+    """The rows of the assessment view, in order of contract, period and measure."""
+    names = ", ".join(f'"{c}"' for c in columns)
+    engine = create_engine(store.url)
+    try:
+        with engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(text(
+                f"SELECT {names} FROM assessment ORDER BY contract_id, period, measure_id"))]
+    finally:
+        engine.dispose()
 
 
 def cli_on(url: str) -> Callable[..., Result]:
@@ -152,7 +166,8 @@ def test_upgrade_to_keyed_figures_moves_the_evidence_onto_current_assessments(
         cli: Callable[..., Result], db_path: StoreRef, tmp_path: Path) -> None:
     """0005: a store of 0004 holds every check's evidence in check_figure and numbers its
     figures; upgraded, the current assessments carry their figure versions, check_figure
-    keeps what replaced checks used, and the history reads as before."""
+    keeps what replaced checks used, and the history reads as before. (0007 keeps a replaced
+    check's set instead; downgraded, its evidence goes to check_figure.)"""
     from alembic import command
 
     revised = tmp_path / "revised.csv"
@@ -166,8 +181,14 @@ def test_upgrade_to_keyed_figures_moves_the_evidence_onto_current_assessments(
                   "--format", "json").json()
     assert [[u["check"] for u in r["used_by"]] for r in history] == [[1], [2]]
     before = dump_store(db_path)
-    assert len(before["check_figure"]) > 0  # what check 1 used
-    assert {r[0] for r in before["check_figure"]} == {1}
+    # Today each check's set of assessments is its evidence; check 2's replaced check 1's.
+    assert before["check_figure"] == []
+    assert [(r[0], r[3]) for r in before["assessment_set"]] == [(1, 2), (2, None)]
+    with Store(db_path.url).transaction() as tx:
+        used = [tx._sets(select(_set_table()).where(text(f"check_run_id = {run}")))
+                for run in (1, 2)]
+    evidence = [int(frame["figure_version"].notna().sum()) for frame in used]
+    assert evidence[0] > 0 and evidence[1] > 0
 
     store = Store(db_path.url)
     with store.engine.begin() as conn:
@@ -176,17 +197,22 @@ def test_upgrade_to_keyed_figures_moves_the_evidence_onto_current_assessments(
     old = dump_store(db_path)
     # 0004: every check's evidence in check_figure, figures numbered in the order they came.
     assert {r[0] for r in old["check_figure"]} == {1, 2}
-    assert len(old["check_figure"]) == len(before["check_figure"]) + sum(
-        1 for r in before["assessment"] if r[-1] is not None)
+    assert len(old["check_figure"]) == sum(evidence)
     with store.engine.connect() as conn:
         numbers = conn.execute(text("SELECT id FROM figure ORDER BY id")).scalars().all()
     assert numbers == list(range(1, len(old["figure"]) + 1))
     assert "figure_version" not in [c["name"] for c in inspect(store.engine).get_columns(
         "assessment")]
 
-    assert store.init() == ["0005", "0006"]
+    assert store.init() == ["0005", "0006", "0007"]
     store.dispose()
-    assert dump_store(db_path) == before
+    after = dump_store(db_path)
+    # Check 2's set comes back as it was; check 1's evidence stays in check_figure.
+    assert after["assessment_set"] == before["assessment_set"][1:]
+    assert {r[0] for r in after["check_figure"]} == {1}
+    assert len(after["check_figure"]) == evidence[0]
+    for name in set(before) - {"assessment_set", "check_figure"}:
+        assert after[name] == before[name], name
     assert cli("history", "--contract", "sunderland-tfc", "--measure", "KPI1",
                "--format", "json").json() == history
 
@@ -470,7 +496,7 @@ def test_bulk_assessments_are_the_rows_of_one_save_per_period(
     assert {r["sources"] for r in stored if r["status"] == "missing"} == {0}  # NULL -> 0
     assert {r["reason"] for r in stored if r["status"] == "met"} == {""}  # NULL -> ''
     assert {r["source"] for r in stored if r["status"] == "missing"} == {None}
-    assert {r["check_run_id"] for r in stored} == {3, 4, 5, 6, 7}  # earlier rows are gone
+    assert {r["check_run_id"] for r in stored} == {3, 4, 5, 6, 7}  # the current sets only
     # Each assessment names the figure version it used; the evidence of the replaced
     # assessments stays in check_figure, under their check runs.
     expected = {(c, p, m): None if pd.isna(v) else int(v) for c, p, m, v in zip(
@@ -478,15 +504,29 @@ def test_bulk_assessments_are_the_rows_of_one_save_per_period(
         strict=True)}
     assert {(r["contract_id"], r["period"], r["measure_id"]): r["figure_version"]
             for r in stored} == expected
-    used = _table_rows(bulk, "check_figure", "check_run_id, measure_id")
+    # The replaced sets stay, each marked with the check run that replaced it, with the
+    # figure versions they used; check_figure is no longer needed for them.
+    assert _table_rows(bulk, "check_figure", "check_run_id, measure_id") == []
+    sets = _table_rows(bulk, "assessment_set", "check_run_id")
+    assert [(r[0], r[1], r[2], r[3]) for r in sets] == [
+        (1, DARLINGTON_ID, "2017-06", 3), (2, SUNDERLAND_ID, "2018-09", 6),
+        (3, DARLINGTON_ID, "2017-06", None), (4, DARLINGTON_ID, "2017-09", None),
+        (5, SUNDERLAND_ID, "2018-08", None), (6, SUNDERLAND_ID, "2018-09", None),
+        (7, SUNDERLAND_ID, "2018-10", None)]
     earlier = frame[frame["period"].isin(["2018-09", "2017-06"])]
-    assert len(used) == int(earlier["figure_version"].notna().sum()) > 0
-    assert {r[0] for r in used} == {1, 2}
-    assert sorted((r[1], r[3]) for r in used) == sorted(
-        (m, int(v)) for m, v in zip(earlier["measure"], earlier["figure_version"], strict=True)
-        if pd.notna(v))
+    with bulk.transaction() as tx:
+        replaced = tx._sets(select(_set_table()).where(text("replaced_by IS NOT NULL")))
+    assert set(replaced["status"]) == {"breach"}
+    assert sorted(zip(replaced["measure_id"], replaced["figure_version"].fillna(0),
+                      strict=True)) == sorted(zip(earlier["measure"],
+                                                  earlier["figure_version"].fillna(0),
+                                                  strict=True))
     bulk.dispose()
     single.dispose()
+
+
+def _set_table() -> Table:
+    return SQLModel.metadata.tables["assessment_set"]
 
 
 def _findings(contract: str, periods: list[str], note: str) -> pd.DataFrame:
@@ -590,10 +630,8 @@ def test_chunked_writes_and_reads_keep_every_row_in_order(
     pd.testing.assert_frame_equal(read[4], read[10_000])
     assert read[4]["period"].tolist() == [f"2018-{m:02d}" for m in range(1, 13)]
     for table, order in {"figure": "contract_id, measure_id, period, source, version",
-                         "assessment": "rowid",
+                         "assessment_set": "check_run_id",
                          "check_figure": "check_run_id, measure_id"}.items():
-        if table == "assessment" and whole.engine.dialect.name != "sqlite":
-            order = "contract_id, period, measure_id"
         assert _table_rows(chunked, table, order) == _table_rows(whole, table, order), table
     whole.dispose()
     chunked.dispose()

@@ -27,7 +27,7 @@ from compliance.errors import StoreError
 from compliance.periods import add_months
 from compliance.schedule import Schedule, schedule_from_json
 from compliance.store.models import (
-    Assessment,
+    AssessmentSet,
     AuditEntry,
     CheckFigure,
     CheckRun,
@@ -678,10 +678,12 @@ class Transaction:
 
     def save_assessments(self, assessments: pd.DataFrame, versions: Mapping[str, int]
                          ) -> dict[str, int]:
-        """Replace the assessments of each (contract, period) checked, in bulk: one check run
-        per (contract, period), its assessments, and the figure versions they used."""
+        """Store each (contract, period) checked, in bulk: one check run per (contract,
+        period), and its assessments as one set (see compliance.store.packed). A set the
+        contract and period had before is replaced as the current one, and stays."""
         import numpy as np
-        from sqlalchemy import Float
+
+        from compliance.store.packed import FIELDS, FLOATS, packed
 
         if assessments.empty:
             return {"check_runs": 0, "assessments": 0}
@@ -691,15 +693,7 @@ class Transaction:
         order = np.argsort(number, kind="stable")
         order = order[number[order] >= 0]  # rows without a contract or period: no group
         pairs = [(str(c), str(p)) for c, p in sizes.index]
-        # Only a (contract, period) checked before has assessments to replace: a month
-        # checked for the first time, as most are, needs no statements for them.
         runs = _table(CheckRun)
-        conn = self.session.connection()
-        checked: set[tuple[str, str]] = set()
-        for chunk in _chunks(sorted({c for c, _ in pairs})):
-            checked.update((str(c), str(p)) for c, p in conn.execute(
-                select(runs.c.contract_id, runs.c.period).distinct()
-                .where(runs.c.contract_id.in_(list(chunk)))))
         ids = np.asarray(self._new_ids(runs, len(pairs)), dtype=np.int64)
         now = dt.datetime.now(dt.UTC)
         self._insert(runs, {
@@ -708,76 +702,81 @@ class Transaction:
             "assessments": sizes.to_numpy(dtype=np.int64),
             "run_at": [now] * len(pairs), "run_by": [self.user] * len(pairs)})
 
-        assessment = _table(Assessment)
-        replaced = [{"c": c, "p": p} for c, p in pairs if (c, p) in checked]
-        # The assessments replaced were their checks' evidence: it stays, as check_figure.
-        evidence = _table(CheckFigure)
-        if replaced:
-            conn.execute(
-                insert(evidence).from_select(
-                    ["check_run_id", "measure_id", "figure_period", "version", "source"],
-                    select(assessment.c.check_run_id, assessment.c.measure_id,
-                           assessment.c.figure_period, assessment.c.figure_version,
-                           func.coalesce(assessment.c.source, ""))
-                    .where(assessment.c.contract_id == bindparam("c"))
-                    .where(assessment.c.period == bindparam("p"))
-                    .where(assessment.c.figure_version.is_not(None))),
-                replaced)
-            conn.execute(
-                delete(assessment)
-                .where(assessment.c.contract_id == bindparam("c"))
-                .where(assessment.c.period == bindparam("p")),
-                replaced)
+        sets = _table(AssessmentSet)
+        conn = self.session.connection()
+        # The current sets of the (contract, period)s checked before are replaced by the new.
+        conn.execute(
+            sets.update()
+            .where(sets.c.contract_id == bindparam("c"))
+            .where(sets.c.period == bindparam("p"))
+            .where(sets.c.replaced_by.is_(None))
+            .values(replaced_by=bindparam("new")),
+            [{"c": c, "p": p, "new": int(i)} for (c, p), i in zip(pairs, ids, strict=True)])
 
-        # Each row's check run (-1 for rows without a group, which are not inserted).
-        run_of = np.append(ids, -1)[number]
-        data: dict[str, Any] = {}
-        for field in _ASSESSMENT_FIELDS:
+        columns: dict[str, Any] = {}
+        for field in FIELDS:
             column = assessments[_ASSESSMENT_SOURCES.get(field, field)]
-            if field == "sources":
-                data[field] = (column.to_numpy(dtype=np.int64) if column.dtype.kind in "iu"
-                               else np.asarray([int(v or 0) for v in _objects(column).tolist()],
-                                               dtype=np.int64))
-                continue
-            float_typed = type(_table(Assessment).c[field].type) is Float
-            data[field] = (column.to_numpy() if float_typed and column.dtype.kind == "f"
-                           else _objects(column))
-        data["reason"] = _texts(data["reason"])
-        data["check_run_id"] = run_of
-        data["schedule_version"] = assessments["schedule_version"].to_numpy(dtype=np.int64)
-        # The figure version used, or NULL (NaN is stored as NULL on SQLite).
-        data["figure_version"] = _integers(assessments["figure_version"])
-        written = self._insert(assessment, data, rows=order)
-        return {"check_runs": len(pairs), "assessments": written}
+            if field in FLOATS:
+                columns[field] = column.to_numpy(dtype=np.float64)[order]
+            elif field == "sources":  # missing: none
+                columns[field] = (
+                    column.to_numpy(dtype=np.int64) if column.dtype.kind in "iu"
+                    else np.asarray([int(v or 0) for v in _objects(column).tolist()],
+                                    dtype=np.int64))[order]
+            elif field == "schedule_version":
+                columns[field] = column.to_numpy(dtype=np.int64)[order]
+            elif field == "figure_version":  # the version used, or None
+                columns[field] = _integers(column)[order].tolist()
+            elif field == "reason":  # never missing: ''
+                columns[field] = _texts(column)[order].tolist()
+            else:
+                columns[field] = _objects(column)[order].tolist()
+        bounds = [0, *np.cumsum(sizes.to_numpy(dtype=np.int64)).tolist()]
+        self._insert(sets, {
+            "check_run_id": ids, "contract_id": [c for c, _ in pairs],
+            "period": [p for _, p in pairs], "assessments": packed(columns, bounds)})
+        return {"check_runs": len(pairs), "assessments": int(bounds[-1])}
+
+    def _sets(self, query: Any) -> pd.DataFrame:
+        """The assessments of the sets a query of assessment_set's rows finds."""
+        from compliance.store.packed import unpacked
+
+        sets = _table(AssessmentSet)
+        rows = self.session.connection().execute(query.with_only_columns(
+            sets.c.contract_id, sets.c.period, sets.c.check_run_id, sets.c.assessments))
+        return unpacked((str(c), str(p), int(r), doc) for c, p, r, doc in rows)
 
     def assessments(self, contract: str, period: str) -> pd.DataFrame:
-        import pandas as pd
-
-        query = select(Assessment).where(col(Assessment.contract_id) == contract).where(
-            col(Assessment.period) == period)
-        return pd.read_sql(query, self.session.connection())
+        """The current assessments of a contract's period (none if it was never checked)."""
+        sets = _table(AssessmentSet)
+        return self._sets(select(sets).where(sets.c.contract_id == contract)
+                          .where(sets.c.period == period)
+                          .where(sets.c.replaced_by.is_(None)))
 
     def latest_assessments(self, contracts: Sequence[str]) -> pd.DataFrame:
         """The assessments of the latest period any check of each contract covered, for many
-        contracts in one query per 500 (a contract never checked has none)."""
+        contracts in one query per 500 (a contract never checked has none), by contract and
+        measure."""
         import pandas as pd
 
-        assessment, runs = _table(Assessment), _table(CheckRun)
+        from compliance.store.packed import COLUMNS
+
+        sets, runs = _table(AssessmentSet), _table(CheckRun)
         frames = []
         for chunk in _chunks(list(dict.fromkeys(contracts))):
             latest = (select(runs.c.contract_id, func.max(runs.c.period).label("period"))
                       .where(runs.c.contract_id.in_(list(chunk)))
                       .group_by(runs.c.contract_id).subquery())
-            query = (select(Assessment)
-                     .join(latest, (latest.c.contract_id == assessment.c.contract_id)
-                           & (latest.c.period == assessment.c.period))
-                     .order_by(assessment.c.contract_id, assessment.c.measure_id))
-            frames.append(pd.read_sql(query, self.session.connection()))
-        if not frames:
-            return pd.DataFrame(columns=list(assessment.c.keys()))
-        if len(frames) == 1:
-            return frames[0]
-        return pd.concat(frames, ignore_index=True)
+            frames.append(self._sets(
+                select(sets).join(latest, (latest.c.contract_id == sets.c.contract_id)
+                                  & (latest.c.period == sets.c.period))
+                .where(sets.c.replaced_by.is_(None))))
+        found = [frame for frame in frames if len(frame)]
+        if not found:
+            return pd.DataFrame(columns=list(COLUMNS))
+        frame = found[0] if len(found) == 1 else pd.concat(found, ignore_index=True)
+        return frame.sort_values(["contract_id", "measure_id"], kind="stable",
+                                 ignore_index=True)
 
     def checked_from(self, contract: str) -> str | None:
         """The earliest period any check of the contract has covered."""
@@ -810,24 +809,26 @@ class Transaction:
                  .where(col(Figure.measure_id) == measure)
                  .order_by(col(Figure.period), col(Figure.version), col(Figure.source_rank)))
         used: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
-        # Checks since replaced left their evidence in check_figure; the current assessments
-        # carry their own.
+        # Every set of assessments is its checks' evidence (each assessment names the figure
+        # version it used); checks replaced before sets were kept left theirs in check_figure.
         evidence = _table(CheckFigure)
-        assessment = _table(Assessment)
+        sets = _table(AssessmentSet)
         runs = _table(CheckRun)
         facts = (runs.c.id, runs.c.period, runs.c.run_at, runs.c.run_by)
-        replaced = (select(evidence.c.figure_period, evidence.c.version, evidence.c.source,
-                           *facts)
-                    .join(runs, runs.c.id == evidence.c.check_run_id)
-                    .where(runs.c.contract_id == contract)
-                    .where(evidence.c.measure_id == measure))
-        current = (select(assessment.c.figure_period, assessment.c.figure_version,
-                          func.coalesce(assessment.c.source, ""), *facts)
-                   .join(runs, runs.c.id == assessment.c.check_run_id)
-                   .where(assessment.c.contract_id == contract)
-                   .where(assessment.c.measure_id == measure)
-                   .where(assessment.c.figure_version.is_not(None)))
-        links = self.session.execute(replaced.union_all(current)).all()
+        links: list[tuple[Any, ...]] = list(self.session.execute(
+            select(evidence.c.figure_period, evidence.c.version, evidence.c.source, *facts)
+            .join(runs, runs.c.id == evidence.c.check_run_id)
+            .where(runs.c.contract_id == contract)
+            .where(evidence.c.measure_id == measure)).all())
+        made = {run: (period, at, by) for run, period, at, by in self.session.execute(
+            select(*facts).where(runs.c.contract_id == contract))}
+        assessed = self._sets(select(sets).where(sets.c.contract_id == contract))
+        assessed = assessed[(assessed["measure_id"] == measure).to_numpy()
+                            & assessed["figure_version"].notna().to_numpy()]
+        for figure_period, version, source, run in zip(
+                assessed["figure_period"], assessed["figure_version"], assessed["source"],
+                assessed["check_run_id"], strict=True):
+            links.append((figure_period, int(version), source or "", int(run), *made[run]))
         for figure_period, version, source, run_id, period, at, by in sorted(
                 links, key=lambda r: r[3]):
             used.setdefault((figure_period, version, source), []).append(
@@ -933,8 +934,12 @@ class Transaction:
                                col(Escalation.measure_id))
         return list(self.session.execute(query).scalars())
 
-    def assessment(self, contract: str, measure: str, period: str) -> Assessment | None:
-        return self.session.get(Assessment, (contract, period, measure))
+    def assessment(self, contract: str, measure: str, period: str) -> dict[str, Any] | None:
+        """The current assessment of a contract's measure for a period (None if the period
+        was never checked, or the measure not assessed)."""
+        found = self.assessments(contract, period)
+        found = found[(found["measure_id"] == measure).to_numpy()]
+        return None if found.empty else {str(k): v for k, v in found.iloc[0].items()}
 
     def first_figure_periods(self, contracts: Sequence[str]) -> dict[str, str]:
         """The earliest period each contract holds a figure for (those with none are left
@@ -1014,10 +1019,4 @@ _FETCH_CHUNK = 100_000
 _ASSESSMENT_SOURCES = {"contract_id": "contract", "measure_id": "measure"}
 _FINDING_SOURCES = _ASSESSMENT_SOURCES
 
-_ASSESSMENT_FIELDS = [
-    "contract_id", "period", "measure_id", "figure_period", "value", "source", "sources",
-    "source_spread", "target_low", "target_high", "tolerance_low", "tolerance_high",
-    "compared_with", "status", "rag", "direction", "previous_value", "change", "forecast",
-    "forecast_status", "reason", "variation", "assurance",
-]
 

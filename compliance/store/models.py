@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import Column, Index, Text, UniqueConstraint
+from sqlalchemy import text as sql_text
 from sqlmodel import Field, SQLModel
 
 
@@ -108,34 +109,25 @@ class CheckRun(SQLModel, table=True):
     run_by: str
 
 
-class Assessment(SQLModel, table=True):
-    contract_id: str = Field(primary_key=True, foreign_key="contract.id", max_length=100)
-    period: str = Field(primary_key=True, max_length=7)
-    measure_id: str = Field(primary_key=True, max_length=100)
-    check_run_id: int = Field(foreign_key="check_run.id")
-    schedule_version: int
-    figure_period: str = Field(max_length=7)
-    # The version of the figure used (None when there was none): the assessment's evidence.
-    figure_version: int | None = None
-    value: float | None = None
-    source: str | None = None
-    sources: int = 0
-    source_spread: float | None = None
-    target_low: float | None = None
-    target_high: float | None = None
-    tolerance_low: float | None = None
-    tolerance_high: float | None = None
-    compared_with: float | None = None
-    status: str = Field(max_length=20)
-    rag: str = Field(max_length=10)
-    direction: str | None = None
-    previous_value: float | None = None
-    change: float | None = None
-    forecast: float | None = None
-    forecast_status: str | None = None
-    reason: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
-    variation: str | None = Field(default=None, max_length=30)
-    assurance: str | None = Field(default=None, max_length=30)
+class AssessmentSet(SQLModel, table=True):
+    """The assessments one check made of a contract's period: its measures' assessments in
+    one JSON document, column by column (see compliance.store.packed). A later check of the
+    same contract and period replaces it as the current set; the replaced set stays, as what
+    that check found and the figures it used."""
+
+    __tablename__ = "assessment_set"
+    __table_args__ = (
+        Index("ix_assessment_set_current", "contract_id", "period", unique=True,
+              sqlite_where=sql_text("replaced_by IS NULL"),
+              postgresql_where=sql_text("replaced_by IS NULL")),
+    )
+
+    check_run_id: int = Field(primary_key=True, foreign_key="check_run.id")
+    contract_id: str = Field(foreign_key="contract.id", max_length=100)
+    period: str = Field(max_length=7)
+    # The check run whose set replaced this one; None while it is current.
+    replaced_by: int | None = None
+    assessments: str = Field(sa_column=Column(Text, nullable=False))
 
 
 class AuditEntry(SQLModel, table=True):
@@ -196,9 +188,9 @@ class Escalation(SQLModel, table=True):
 
 
 class CheckFigure(SQLModel, table=True):
-    """Which version of which figure a check used, for checks whose assessments a later
-    check of the same contract and period has replaced (a current assessment carries its
-    own: ``Assessment.figure_version``)."""
+    """Which version of which figure a check used, for checks replaced before assessments
+    were kept in sets (migration 0007). A set of assessments is its own evidence, replaced
+    or not: each assessment carries its ``figure_version``."""
 
     __tablename__ = "check_figure"
 
