@@ -73,15 +73,15 @@ def _rss_mb() -> float:
 
 
 class ChildPeak:
-    """The largest resident-set high-water mark (``VmHWM``) of any child process of this one
-    while it watches: the check's helper. Sampled from /proc every 20 ms (``ru_maxrss`` of
-    the children would count this process's own pages, which a child shares while it is
-    being started)."""
+    """The resident-set high-water marks (``VmHWM``) of this process's children while it
+    watches, added up: the check's helpers (an upper bound on what they held at once).
+    Sampled from /proc every 20 ms (``ru_maxrss`` of the children would count this process's
+    own pages, which a child shares while it is being started)."""
 
     def __init__(self) -> None:
         import threading
 
-        self.mb = 0.0
+        self.peaks: dict[str, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
 
@@ -92,6 +92,10 @@ class ChildPeak:
     def __exit__(self, *_: object) -> None:
         self._stop.set()
         self._thread.join()
+
+    @property
+    def mb(self) -> float:
+        return sum(self.peaks.values())
 
     def _watch(self) -> None:
         me = str(os.getpid())
@@ -104,7 +108,7 @@ class ChildPeak:
                     with open(f"/proc/{pid}/status") as handle:
                         for line in handle:
                             if line.startswith("VmHWM:"):
-                                self.mb = max(self.mb, int(line.split()[1]) / 1024.0)
+                                self.peaks[pid] = int(line.split()[1]) / 1024.0
                 except OSError:
                     children.discard(pid)  # ended
             if self._stop.wait(0.02):

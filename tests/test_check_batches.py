@@ -131,17 +131,23 @@ def _outputs(ref: StoreRef, run: Any) -> dict[str, Any]:
 
 
 class _Answers:
-    """Counts the answers a check's helper process gives (it runs in this process's stead)."""
+    """Counts the batches a check's helper processes judge (``count``), and the helpers that
+    read batches from the store themselves (``reads``)."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         from compliance.helper import Helper
 
         self.count = 0
+        self.reads = 0
         real = Helper.receive
 
         def receive(helper: Helper) -> Any:
-            self.count += 1
-            return real(helper)
+            answer = real(helper)
+            if isinstance(answer, float):  # the seconds a helper took to read its batches
+                self.reads += 1
+            else:
+                self.count += 1
+            return answer
 
         monkeypatch.setattr(Helper, "receive", receive)
 
@@ -171,8 +177,10 @@ def test_a_check_in_batches_is_a_check_of_all_at_once(
     monkeypatch.setattr(checking, "_BATCH_MEASURE_PERIODS", 2500)  # about 2 contracts each
     monkeypatch.setattr(checking, "run_check", spied)
     got = _outputs(parts, parts_run)
-    # Three checks and a re-derivation (never in a helper), of three batches each.
+    # Three checks and a re-derivation (never in a helper), of three batches each: the
+    # helpers (two each time) read their batches from the store themselves.
     assert answers.count == (6 if helper == "1" else 0)
+    assert answers.reads == (6 if helper == "1" else 0)
 
     for name in ("latest", "all", "again", "rederived", "escalations"):
         assert got[name] == expected[name], name
@@ -224,18 +232,22 @@ def test_a_batch_of_contracts_without_figures_checks_as_in_one_pass(
     assert rows["finding"]
 
 
-@pytest.mark.parametrize(("setting", "cores", "runs", "helped"), [
-    (None, 2, 1, False), (None, 2, 2, False), (None, 2, 3, True), (None, 1, 3, False),
-    ("0", 2, 5, False), ("1", 1, 2, True), ("1", 2, 1, False), (" 1 ", 2, 2, True),
+@pytest.mark.parametrize(("setting", "cores", "runs", "reading", "helpers"), [
+    (None, 2, 1, True, 0), (None, 2, 2, True, 0), (None, 2, 3, True, 2),
+    (None, 2, 3, False, 1), (None, 1, 3, True, 0), ("0", 2, 5, True, 0),
+    ("1", 1, 2, True, 1), ("1", 1, 2, False, 1), ("1", 2, 1, True, 0), (" 1 ", 2, 2, False, 1),
+    ("1", 2, 3, True, 2),
 ])
-def test_a_helper_process_is_used_when_there_are_enough_batches_and_processors(
+def test_helper_processes_are_used_when_there_are_enough_batches_and_processors(
         monkeypatch: pytest.MonkeyPatch, setting: str | None, cores: int, runs: int,
-        helped: bool) -> None:
+        reading: bool, helpers: int) -> None:
+    """One helper judges what this process reads; two read for themselves when they can, but
+    never more than there are batches after the first."""
     import compliance.helper
 
     class Started:
         def __init__(self, target: Any) -> None:
-            assert target is checking._judge
+            assert target is checking._work
 
         def __enter__(self) -> Started:
             return self
@@ -249,8 +261,9 @@ def test_a_helper_process_is_used_when_there_are_enough_batches_and_processors(
         monkeypatch.delenv(checking.HELPER_VARIABLE, raising=False)
     else:
         monkeypatch.setenv(checking.HELPER_VARIABLE, setting)
-    with checking._helper(runs) as helper:
-        assert isinstance(helper, Started) is helped
+    with checking._helpers(runs, reading) as started:
+        assert len(started) == helpers
+        assert all(isinstance(helper, Started) for helper in started)
 
 
 def test_a_check_with_its_returns_judges_in_the_helper_what_it_has_just_submitted(
@@ -276,4 +289,5 @@ def test_a_check_with_its_returns_judges_in_the_helper_what_it_has_just_submitte
     monkeypatch.setattr(checking, "_BATCH_MEASURE_PERIODS", 2500)
     answers = _Answers(monkeypatch)
     assert checked() == whole
-    assert answers.count == 2 and whole[1]["finding"]
+    # Read here, judged in one helper: its figures are not committed for a helper to read.
+    assert answers.count == 2 and answers.reads == 0 and whole[1]["finding"]

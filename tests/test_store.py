@@ -726,3 +726,45 @@ def test_bind_processing_once_per_object_not_per_equal_value() -> None:
     # mistaken for an earlier one whose memory they take over.
     made = (float(i % 7) + 0.5 for i in range(1000))
     assert _processed(made, repr) == [repr(float(i % 7) + 0.5) for i in range(1000)]
+
+
+def test_a_store_opened_for_reading_reads_the_last_commit_while_a_check_writes(
+        make_store: Callable[[], StoreRef]) -> None:
+    """A check's helpers read the store while the check holds its write lock: they see what
+    was last committed, never the check's own writes, and cannot write themselves."""
+    from sqlalchemy.exc import OperationalError
+
+    store = _loaded(make_store())
+    figures = _figures([(SUNDERLAND_ID, "KPI1", "2018-09", 90.0, NAN, NAN, "", 0, "", 2)],
+                       "a.csv")
+    with store.transaction("tester") as tx:
+        tx.submit(figures, {"a.csv": "1" * 64})
+    with store.transaction("tester") as tx:
+        url = tx.shared_url()
+        assert url is not None
+        # Writes not committed, as a check's are while its helpers read.
+        tx.submit(_figures([(SUNDERLAND_ID, "KPI1", "2018-10", 80.0, NAN, NAN, "", 0, "", 2)],
+                           "b.csv"), {"b.csv": "2" * 64})
+        assert tx.shared_url() is None  # its own figures are not there for others to read
+        reader = Store(url, reading=True)
+        with reader.reading() as other:
+            seen = other.latest_figures([SUNDERLAND_ID])
+            if reader.engine.dialect.name == "sqlite":
+                with pytest.raises(OperationalError, match="readonly"):
+                    other.session.execute(text("DELETE FROM figure"))
+        reader.dispose()
+        assert tx.latest_figures([SUNDERLAND_ID])["period"].tolist() == ["2018-09", "2018-10"]
+    assert seen["period"].tolist() == ["2018-09"] and seen["value"].tolist() == [90.0]
+    store.dispose()
+
+
+def test_only_a_store_others_can_open_is_shared(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    for url, shared in (("sqlite://", None), ("sqlite:///:memory:", None),
+                        ("sqlite:///relative.db", f"sqlite:///{tmp_path / 'relative.db'}"),
+                        (f"sqlite:///{tmp_path / 'x.db'}", f"sqlite:///{tmp_path / 'x.db'}")):
+        store = Store(url)
+        with store.transaction("tester") as tx:
+            assert tx.shared_url() == shared, url
+        store.dispose()

@@ -204,7 +204,10 @@ def _figure_frame(rows: list[Any], columns: Sequence[str] = _FIGURE_COLUMNS) -> 
 
 
 class Store:
-    def __init__(self, url: str | None = None) -> None:
+    def __init__(self, url: str | None = None, *, reading: bool = False) -> None:
+        """The store at ``url``. A store opened for ``reading`` only reads, in transactions
+        that see the store as it was when they began: on SQLite they take no write lock, so
+        they read while another connection holds it (and has not committed)."""
         self.url = _shown(resolve_url(url))
         url = resolve_url(url)
         try:
@@ -215,6 +218,8 @@ class Store:
                 from sqlalchemy.pool import NullPool
 
                 extra["poolclass"] = NullPool
+                if reading:
+                    extra["isolation_level"] = "REPEATABLE READ"
             self.engine: Engine = create_engine(url, **extra)
         except (ArgumentError, ImportError, ValueError) as exc:
             raise StoreError(f"cannot use the store {self.url!r}: {exc}") from None
@@ -228,13 +233,16 @@ class Store:
                 cur = dbapi_conn.cursor()
                 cur.execute("PRAGMA foreign_keys=ON")
                 cur.execute("PRAGMA busy_timeout=60000")
+                if reading:
+                    cur.execute("PRAGMA query_only=ON")
                 cur.close()
 
             @event.listens_for(self.engine, "begin")
             def _begin(conn: Any) -> None:
                 # Take the write lock at the start: two officers' commands then queue one
                 # behind the other instead of failing when a reader tries to become a writer.
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
+                # A reader's transaction holds a shared lock from its first read to its end.
+                conn.exec_driver_sql("BEGIN" if reading else "BEGIN IMMEDIATE")
 
     def _alembic(self, connection: Any) -> Any:
         from alembic.config import Config
@@ -313,6 +321,18 @@ class Store:
         except OperationalError as exc:
             raise StoreError(f"the store {self.url} could not be written: {exc.orig}") from None
 
+    @contextmanager
+    def reading(self) -> Iterator[Transaction]:
+        """A transaction of a store opened for ``reading``: it reads, and is rolled back."""
+        try:
+            with Session(self.engine) as session:
+                try:
+                    yield Transaction(session, "")
+                finally:
+                    session.rollback()
+        except OperationalError as exc:
+            raise StoreError(f"the store {self.url} could not be read: {exc.orig}") from None
+
     def dispose(self) -> None:
         self.engine.dispose()
 
@@ -321,6 +341,9 @@ class Transaction:
     def __init__(self, session: Session, user: str) -> None:
         self.session = session
         self.user = user
+        # Whether figures were stored in this transaction (not yet committed, so that only
+        # this transaction can read them).
+        self.submitted = False
         # Schedules parsed in this transaction, by contract, version and digest.
         self._parsed: dict[tuple[str, int, str], Schedule] = {}
 
@@ -331,6 +354,21 @@ class Transaction:
         if schedule is None:
             schedule = self._parsed[key] = schedule_from_json(row.spec_json)
         return schedule
+
+    def shared_url(self) -> str | None:
+        """The store's URL, for another process to open for ``reading`` what this transaction
+        would read; None when it cannot: a store in memory, or figures stored in this
+        transaction (not committed, so that only this transaction sees them)."""
+        if self.submitted:
+            return None
+        url = self.session.connection().engine.url
+        if url.get_backend_name() == "sqlite":
+            database = url.database or ""
+            if database in ("", ":memory:") or "mode=memory" in str(url.query):
+                return None
+            if not database.startswith("file:"):
+                url = url.set(database=os.path.abspath(database))
+        return url.render_as_string(hide_password=False)
 
     def lock(self, contracts: Sequence[str]) -> None:
         """Hold the contracts until this transaction ends, so that two officers working on
@@ -565,6 +603,7 @@ class Transaction:
         counts = {"files": len(files), "figures": int(len(figures)), "new_versions": 0}
         if figures.empty:
             return counts
+        self.submitted = True
         keys = ["contract", "measure", "period"]
         latest = pd.DataFrame(s.execute(
             select(col(Figure.contract_id), col(Figure.measure_id), col(Figure.period),
