@@ -73,8 +73,9 @@ def _rss_mb() -> float:
 
 
 class ChildPeak:
-    """The resident-set high-water marks (``VmHWM``) of this process's children while it
-    watches, added up: the check's helpers (an upper bound on what they held at once).
+    """The resident-set high-water marks (``VmHWM``) of this process's descendants while it
+    watches, added up: the check's helpers and the fork server they are forked from (an
+    upper bound on what they held at once: a forked helper counts the pages it shares).
     Sampled from /proc every 20 ms (``ru_maxrss`` of the children would count this process's
     own pages, which a child shares while it is being started)."""
 
@@ -115,18 +116,29 @@ class ChildPeak:
                 return
 
     @staticmethod
-    def _children(parent: str) -> Iterator[str]:
+    def _children(ancestor: str) -> Iterator[str]:
+        """Every descendant of a process: its children, theirs (the check's helpers are the
+        children of the fork server the checking process starts), and so on."""
         if not os.path.isdir("/proc"):
-            return  # no /proc: the helper's memory is not measured (0)
+            return  # no /proc: the helpers' memory is not measured (0)
+        parents: dict[str, str] = {}
         for entry in os.scandir("/proc"):
             if entry.name.isdigit():
                 try:
                     with open(f"/proc/{entry.name}/stat", "rb") as handle:
                         # The parent's pid is the second field after the name in brackets.
-                        if handle.read().rsplit(b")", 1)[1].split()[1].decode() == parent:
-                            yield entry.name
+                        parents[entry.name] = handle.read().rsplit(b")", 1)[1].split()[1] \
+                            .decode()
                 except (OSError, IndexError):
                     continue  # gone meanwhile
+        found = {ancestor}
+        while True:
+            more = {pid for pid, parent in parents.items()
+                    if parent in found and pid not in found}
+            if not more:
+                break
+            found |= more
+        yield from sorted(found - {ancestor})
 
 
 def _bare_rag(url: str) -> tuple[float, int]:

@@ -1,15 +1,17 @@
-"""How fast SQLite itself takes a checked store's assessments: the floor under the check's write.
+"""How fast SQLite itself takes a checked store's assessments one row each: the floor under
+writing them that way, which is why the store keeps each contract's month as one set.
 
     python benchmarks/sqlite_floor.py STORE.db [--repeat 3] [--values 999]
 
 STORE.db is a SQLite store that a check has filled (``profile_stage.py --stage check`` leaves
 one as ``/tmp/compliance-bench/profile-SIZE.db``; ``run.py --keep`` keeps its stores). Its
-assessment rows are read once, then written into an empty table of the same columns and
+assessment rows (the ``assessment`` view of the current sets) are read once, then written into an empty table of the same columns and
 primary key (no foreign keys, no other index) in a fresh database file, two ways:
 
 - ``executemany``: Python's sqlite3 module, many rows a statement (as the store writes them:
   as many rows as fit in ``--values`` values);
-- ``insert-select``: SQLite copying the rows from the store's table, with no Python at all.
+- ``insert-select``: SQLite copying the rows from the store's view, with no Python at all
+  (it takes each set apart, too).
 
 The first is what any Python writer of these rows pays at least; the gap to the second is the
 binding of each value from Python. Medians of ``--repeat`` runs, each on a new file.

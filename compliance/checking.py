@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from compliance.progress import Progress
     from compliance.schedule import Schedule
     from compliance.store import Transaction
+    from compliance.store.packed import AssessmentSets
 
 
 @dataclass
@@ -254,12 +255,12 @@ def run_check(tx: Transaction, schedules: dict[str, Schedule], periods: Sequence
                                             list(periods), seconds)
         for k in range(len(runs)):
             report("assessing and running the rules", 3 * k, steps)
-            assessments, rules, spent = next(judgements)
+            assessments, rules, spent, sets = next(judgements)
             for stage, value in spent.items():
                 seconds[stage] += value
             began = time.perf_counter()
             report("storing the assessments", 3 * k + 1, steps)
-            written = tx.save_assessments(assessments, versions)
+            written = tx.save_assessments(assessments, versions, sets)
             report("writing the records", 3 * k + 2, steps)
             derived = _record(tx, _of_run(runs[k], schedules)[0], rules)
             seconds["write"] += time.perf_counter() - began
@@ -273,9 +274,9 @@ def run_check(tx: Transaction, schedules: dict[str, Schedule], periods: Sequence
                        seconds=seconds, helped=helped)
 
 
-# A batch's assessments (of the periods checked), the rules' results on its history, and the
-# seconds each took.
-Judged = tuple["pd.DataFrame", "RulesResult", dict[str, float]]
+# A batch's assessments (of the periods checked), the rules' results on its history, the
+# seconds each took, and the assessments as the store keeps them.
+Judged = tuple["pd.DataFrame", "RulesResult", dict[str, float], "AssessmentSets"]
 
 
 # The columns of a check's assessments that are stored (Transaction.save_assessments) and
@@ -289,10 +290,13 @@ _KEPT = ("contract", "period", "measure", "figure_period", "value", "source", "s
 
 @collector_paused()
 def _judge(inputs: _Inputs, periods: list[str]) -> Judged:
-    """Assess a batch and run the rules on it, from what was read for it."""
+    """Assess a batch and run the rules on it, from what was read for it; and make its
+    assessments' sets for the store (where there are helpers, the checking process has
+    only to write them)."""
     import time
 
     from compliance.escalation import run_rules
+    from compliance.store.packed import assessment_sets
 
     began = time.perf_counter()
     history = _history(inputs)
@@ -301,8 +305,10 @@ def _judge(inputs: _Inputs, periods: list[str]) -> Judged:
     del checked
     assessed = time.perf_counter()
     rules = run_rules(history, inputs.schedules, inputs.silences or {})
-    return assessments, rules, {"assess": assessed - began,
-                                "rules": time.perf_counter() - assessed}
+    judged = time.perf_counter()
+    sets = assessment_sets(assessments)
+    return assessments, rules, {"assess": assessed - began, "rules": judged - assessed,
+                                "write": time.perf_counter() - judged}, sets
 
 
 # What reading a batch needs: its contracts' schedules, the period each is read up to, the
@@ -404,6 +410,11 @@ _HELPED_FROM = 3
 _READERS = 2
 
 
+# What a helper works with, imported once for all helpers (see compliance.helper).
+_HELPERS_IMPORT = ("compliance.checking", "compliance.store", "compliance.assess",
+                   "compliance.escalation", "compliance.spc", "pandas")
+
+
 @contextmanager
 def _helpers(runs: int, reading: bool) -> Iterator[list[Helper]]:
     """Helper processes (compliance.helper) to judge batches in, when there are enough
@@ -420,7 +431,7 @@ def _helpers(runs: int, reading: bool) -> Iterator[list[Helper]]:
         yield []
         return
     with ExitStack() as stack:
-        yield [stack.enter_context(Helper(_work))
+        yield [stack.enter_context(Helper(_work, preload=_HELPERS_IMPORT))
                for _ in range(min(_READERS if reading else 1, runs - 1))]
 
 

@@ -246,8 +246,9 @@ def test_helper_processes_are_used_when_there_are_enough_batches_and_processors(
     import compliance.helper
 
     class Started:
-        def __init__(self, target: Any) -> None:
+        def __init__(self, target: Any, preload: tuple[str, ...]) -> None:
             assert target is checking._work
+            assert "compliance.checking" in preload
 
         def __enter__(self) -> Started:
             return self

@@ -46,6 +46,8 @@ from compliance.store.models import (
 if TYPE_CHECKING:
     import pandas as pd
 
+    from compliance.store.packed import AssessmentSets
+
 DEFAULT_URL = "sqlite:///compliance.db"
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -715,66 +717,46 @@ class Transaction:
 
     # --- assessments ------------------------------------------------------------------------
 
-    def save_assessments(self, assessments: pd.DataFrame, versions: Mapping[str, int]
-                         ) -> dict[str, int]:
+    def save_assessments(self, assessments: pd.DataFrame, versions: Mapping[str, int],
+                         sets: AssessmentSets | None = None) -> dict[str, int]:
         """Store each (contract, period) checked, in bulk: one check run per (contract,
         period), and its assessments as one set (see compliance.store.packed). A set the
-        contract and period had before is replaced as the current one, and stays."""
+        contract and period had before is replaced as the current one, and stays.
+
+        ``sets`` are the assessments' sets when they have been made already
+        (``assessment_sets(assessments)``, in another process, say)."""
         import numpy as np
 
-        from compliance.store.packed import FIELDS, FLOATS, packed
+        from compliance.store.packed import assessment_sets
 
-        if assessments.empty:
+        if sets is None:
+            sets = assessment_sets(assessments)
+        if not sets.pairs:
             return {"check_runs": 0, "assessments": 0}
-        groups = assessments.groupby(["contract", "period"], sort=True)
-        number = groups.ngroup().fillna(-1).to_numpy(dtype=np.int64)
-        sizes = groups.size()
-        order = np.argsort(number, kind="stable")
-        order = order[number[order] >= 0]  # rows without a contract or period: no group
-        pairs = [(str(c), str(p)) for c, p in sizes.index]
+        pairs = sets.pairs
         runs = _table(CheckRun)
         ids = np.asarray(self._new_ids(runs, len(pairs)), dtype=np.int64)
         now = dt.datetime.now(dt.UTC)
         self._insert(runs, {
             "id": ids, "contract_id": [c for c, _ in pairs], "period": [p for _, p in pairs],
             "schedule_version": [versions[c] for c, _ in pairs],
-            "assessments": sizes.to_numpy(dtype=np.int64),
+            "assessments": np.asarray(sets.sizes, dtype=np.int64),
             "run_at": [now] * len(pairs), "run_by": [self.user] * len(pairs)})
 
-        sets = _table(AssessmentSet)
+        table = _table(AssessmentSet)
         conn = self.session.connection()
         # The current sets of the (contract, period)s checked before are replaced by the new.
         conn.execute(
-            sets.update()
-            .where(sets.c.contract_id == bindparam("c"))
-            .where(sets.c.period == bindparam("p"))
-            .where(sets.c.replaced_by.is_(None))
+            table.update()
+            .where(table.c.contract_id == bindparam("c"))
+            .where(table.c.period == bindparam("p"))
+            .where(table.c.replaced_by.is_(None))
             .values(replaced_by=bindparam("new")),
             [{"c": c, "p": p, "new": int(i)} for (c, p), i in zip(pairs, ids, strict=True)])
-
-        columns: dict[str, Any] = {}
-        for field in FIELDS:
-            column = assessments[_ASSESSMENT_SOURCES.get(field, field)]
-            if field in FLOATS:
-                columns[field] = column.to_numpy(dtype=np.float64)[order]
-            elif field == "sources":  # missing: none
-                columns[field] = (
-                    column.to_numpy(dtype=np.int64) if column.dtype.kind in "iu"
-                    else np.asarray([int(v or 0) for v in _objects(column).tolist()],
-                                    dtype=np.int64))[order]
-            elif field == "schedule_version":
-                columns[field] = column.to_numpy(dtype=np.int64)[order]
-            elif field == "figure_version":  # the version used, or None
-                columns[field] = _integers(column)[order].tolist()
-            elif field == "reason":  # never missing: ''
-                columns[field] = _texts(column)[order].tolist()
-            else:
-                columns[field] = _objects(column)[order].tolist()
-        bounds = [0, *np.cumsum(sizes.to_numpy(dtype=np.int64)).tolist()]
-        self._insert(sets, {
+        self._insert(table, {
             "check_run_id": ids, "contract_id": [c for c, _ in pairs],
-            "period": [p for _, p in pairs], "assessments": packed(columns, bounds)})
-        return {"check_runs": len(pairs), "assessments": int(bounds[-1])}
+            "period": [p for _, p in pairs], "assessments": sets.documents})
+        return {"check_runs": len(pairs), "assessments": int(sum(sets.sizes))}
 
     def _sets(self, query: Any) -> pd.DataFrame:
         """The assessments of the sets a query of assessment_set's rows finds."""
@@ -1055,7 +1037,7 @@ class Transaction:
 _INSERT_CHUNK = 50_000
 _FETCH_CHUNK = 100_000
 
-_ASSESSMENT_SOURCES = {"contract_id": "contract", "measure_id": "measure"}
-_FINDING_SOURCES = _ASSESSMENT_SOURCES
+# The findings' columns of the rules' frame named otherwise in the store.
+_FINDING_SOURCES = {"contract_id": "contract", "measure_id": "measure"}
 
 

@@ -11,6 +11,7 @@ the current sets one row per measure, as a table of assessments would.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -28,6 +29,59 @@ FLOATS = frozenset({"value", "source_spread", "target_low", "target_high", "tole
 INTEGERS = frozenset({"schedule_version", "figure_version", "sources"})
 # The columns of assessments read back from the store, in order.
 COLUMNS = ("contract_id", "period", "measure_id", "check_run_id", *FIELDS[1:])
+
+
+# The assessments' columns of the check's frame named otherwise in a set.
+_SOURCES = {"measure_id": "measure"}
+
+
+@dataclass
+class AssessmentSets:
+    """A check's assessments as the store keeps them: for each (contract, period), in order,
+    its number of assessments and its set's document."""
+
+    pairs: list[tuple[str, str]]
+    sizes: list[int]
+    documents: list[str]
+
+
+def assessment_sets(assessments: pd.DataFrame) -> AssessmentSets:
+    """The sets of a check's assessments (a frame with ``contract``, ``period``,
+    ``measure`` and the other fields of ``FIELDS``): one for each (contract, period), the
+    measures in the frame's order. Rows without a contract or period belong to none."""
+    import numpy as np
+
+    from compliance.store import _integers, _objects, _texts
+
+    if assessments.empty:
+        return AssessmentSets([], [], [])
+    groups = assessments.groupby(["contract", "period"], sort=True)
+    number = groups.ngroup().fillna(-1).to_numpy(dtype=np.int64)
+    sizes = groups.size()
+    order = np.argsort(number, kind="stable")
+    order = order[number[order] >= 0]
+    columns: dict[str, Any] = {}
+    for field in FIELDS:
+        column = assessments[_SOURCES.get(field, field)]
+        if field in FLOATS:
+            columns[field] = column.to_numpy(dtype=np.float64)[order]
+        elif field == "sources":  # missing: none
+            columns[field] = (
+                column.to_numpy(dtype=np.int64) if column.dtype.kind in "iu"
+                else np.asarray([int(v or 0) for v in _objects(column).tolist()],
+                                dtype=np.int64))[order]
+        elif field == "schedule_version":
+            columns[field] = column.to_numpy(dtype=np.int64)[order]
+        elif field == "figure_version":  # the version used, or None
+            columns[field] = _integers(column)[order].tolist()
+        elif field == "reason":  # never missing: ''
+            columns[field] = _texts(column)[order].tolist()
+        else:
+            columns[field] = _objects(column)[order].tolist()
+    counts = sizes.to_numpy(dtype=np.int64).tolist()
+    bounds = [0, *np.cumsum(counts).tolist()]
+    return AssessmentSets(pairs=[(str(c), str(p)) for c, p in sizes.index], sizes=counts,
+                          documents=packed(columns, bounds))
 
 
 def packed(columns: Mapping[str, Any], bounds: Sequence[int]) -> list[str]:
