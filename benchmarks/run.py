@@ -327,15 +327,18 @@ def _sqlite_file(url: str) -> Path | None:
 
 
 def _reset_store(url: str) -> None:
-    """An empty store at the URL: the SQLite file removed, or every table dropped."""
+    """An empty store at the URL: the SQLite file removed, or every view and table dropped."""
     path = _sqlite_file(url)
     if path is not None:
         for suffix in ("", "-journal", "-wal", "-shm"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
         return
-    from sqlalchemy import MetaData, create_engine
+    from sqlalchemy import MetaData, create_engine, inspect, text
 
     engine = create_engine(url)
+    with engine.begin() as conn:
+        for view in inspect(conn).get_view_names():
+            conn.execute(text(f'DROP VIEW "{view}"'))
     meta = MetaData()
     meta.reflect(engine)
     meta.drop_all(engine)

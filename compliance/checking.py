@@ -207,8 +207,8 @@ def run_check(tx: Transaction, schedules: dict[str, Schedule], periods: Sequence
     months out of order, leaves the same records as checking them in order. One assessment
     of the whole history serves both the periods checked and the rules. Many contracts are
     checked in batches (see ``batches``), with the same result as all at once; from three
-    batches on, with a processor to spare, a helper process assesses and judges each batch
-    but the first while this one writes the last and reads the next (see ``_helper``).
+    batches on, with a processor to spare, helper processes judge each batch but the first
+    while this one writes them in turn (see ``_helpers``).
 
     ``progress`` hears of the stages: assessing and running the rules, storing the
     assessments, writing the records (see compliance.progress), for each batch in turn.
