@@ -402,8 +402,9 @@ def _work(kind: str, *args: Any) -> Any:
 # 0: every batch judged in the checking process; 1: helpers whenever there is more than one
 # batch; unset: helpers from _HELPED_FROM batches on, when there is more than one processor.
 HELPER_VARIABLE = "COMPLIANCE_CHECK_HELPER"
-# Starting the helper costs about what it saves on two batches (measured at 200,000 figures:
-# no faster); from three on it pays (300,000 figures: 4.7 -> 3.9 s; 1M: about a fifth off).
+# Starting helpers costs more than they save on two batches (200,000 figures: 2.45 s without,
+# 2.56 s with); from three on they pay (300,000 figures: 3.46 -> 3.2-3.3 s; 1M: 12 batches,
+# 10.9 s in one process against 8.1-8.6 s).
 _HELPED_FROM = 3
 # Helpers that read their batches themselves: two, so that the reading, assessing and rules
 # (about 7.5 s of work at 1M) are shared while this process writes (about 4 s).
