@@ -351,9 +351,11 @@ def _judged_where_read(helpers: list[Helper], url: str, read: Callable[[int], _I
     of which first reads all of its batches from the store itself (``url``, opened for
     reading) while this process judges the first.
 
-    Nothing is written until every helper has read: on SQLite, a reader sees the store as
-    last committed, and this transaction's writes could otherwise need the file to itself
-    while a helper reads (it holds the write lock, so nobody else's writes come between)."""
+    The helpers see the store as last committed, which is what this transaction would read:
+    it has written nothing yet, and holds SQLite's write lock, or on PostgreSQL the
+    contracts' locks that a submission of their figures waits for. Nothing is written until
+    every helper has read: on SQLite this transaction's writes could otherwise need the file
+    to itself while a helper reads."""
     ways = len(helpers)
     theirs = [list(range(1 + j, count, ways)) for j in range(ways)]
     for helper, batches_of in zip(helpers, theirs, strict=True):

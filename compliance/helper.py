@@ -10,7 +10,8 @@ under ``if __name__ == "__main__":``).
 Where the platform has it, helpers are forked from a fork server instead: a process
 spawned fresh once per caller, which imports the modules the caller names (``preload``)
 once; each helper forked from it then starts with them imported, at no cost, instead of
-importing them again. Nothing of the caller goes with them either way.
+importing them again. (The server starts with the first helper, and keeps that helper's
+``preload``.) Nothing of the caller goes with them either way.
 
 A job's exception is raised again in the caller, with the helper's traceback as its cause;
 a helper that dies (killed, out of memory) is an error in the caller, never a silent hang.

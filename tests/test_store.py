@@ -768,3 +768,18 @@ def test_only_a_store_others_can_open_is_shared(tmp_path: Path,
         with store.transaction("tester") as tx:
             assert tx.shared_url() == shared, url
         store.dispose()
+
+
+def test_a_transaction_that_has_written_is_not_shared(make_store: Callable[[], StoreRef]) -> None:
+    """Once a transaction on SQLite has written anything, a reader could be shut out of the
+    file until it commits: it is read by no one else."""
+    from compliance.schedule import load_schedule
+
+    ref = make_store()
+    store = Store(ref.url)
+    with store.transaction("tester") as tx:
+        assert tx.shared_url() is not None
+        tx.load_schedule(load_schedule(SUNDERLAND))
+        shared = tx.shared_url()
+    assert (shared is None) is (store.engine.dialect.name == "sqlite")
+    store.dispose()

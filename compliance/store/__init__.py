@@ -174,6 +174,11 @@ def _sqlite_insert(conn: Any, table: Table, constants: Mapping[str, int],
     return count
 
 
+def _sqlite_changes(connection: Any) -> int:
+    """The rows a SQLite connection has inserted, changed or deleted since it was opened."""
+    return int(connection.connection.driver_connection.total_changes)
+
+
 def _table(model: Any) -> Table:
     """The Core table of a table model."""
     table: Table = model.__table__
@@ -346,6 +351,9 @@ class Transaction:
         # Whether figures were stored in this transaction (not yet committed, so that only
         # this transaction can read them).
         self.submitted = False
+        # On SQLite, the rows the connection had changed when the transaction began.
+        self._changes = (_sqlite_changes(session.connection())
+                         if session.get_bind().dialect.name == "sqlite" else 0)
         # Schedules parsed in this transaction, by contract, version and digest.
         self._parsed: dict[tuple[str, int, str], Schedule] = {}
 
@@ -363,10 +371,15 @@ class Transaction:
         transaction (not committed, so that only this transaction sees them)."""
         if self.submitted:
             return None
-        url = self.session.connection().engine.url
+        connection = self.session.connection()
+        url = connection.engine.url
         if url.get_backend_name() == "sqlite":
             database = url.database or ""
             if database in ("", ":memory:") or "mode=memory" in str(url.query):
+                return None
+            # Anything written in this transaction may already need the file to itself, and
+            # shut a reader out until the commit.
+            if _sqlite_changes(connection) != self._changes:
                 return None
             if not database.startswith("file:"):
                 url = url.set(database=os.path.abspath(database))
