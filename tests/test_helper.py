@@ -20,6 +20,8 @@ def _work(kind: str, value: int) -> object:
         return value * value
     if kind == "pid":
         return os.getpid()
+    if kind == "parent":
+        return os.getppid()
     if kind == "fail":
         raise ValueError(f"no good: {value}")
     if kind == "user":
@@ -47,6 +49,20 @@ def test_jobs_are_answered_in_order_by_another_process() -> None:
         helper.send("pid", 0)
         assert helper.receive() != os.getpid()
     assert answers == [0, 1, 4, 9, 16]
+
+
+def test_helpers_are_forked_from_one_fork_server_where_there_is_one() -> None:
+    """Two helpers share a parent that is not the caller: the fork server, which imports
+    what they need once."""
+    import multiprocessing
+
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        pytest.skip("no fork server on this platform")
+    with Helper(_work) as first, Helper(_work) as second:
+        for helper in (first, second):
+            helper.send("parent", 0)
+        parents = {first.receive(), second.receive()}
+    assert len(parents) == 1 and os.getpid() not in parents
 
 
 def test_a_jobs_exception_is_raised_in_the_caller_with_the_helpers_traceback() -> None:
