@@ -112,9 +112,8 @@ def unpacked(sets: Iterable[tuple[str, str, int, str]]) -> pd.DataFrame:
         values["check_run_id"].extend([run] * count)
         for name in FIELDS:
             values[name].extend(doc[name])
-    frame = pd.DataFrame({name: pd.Series(column, dtype=_dtype(name, column))
-                          for name, column in values.items()})
-    return frame
+    return pd.DataFrame({name: pd.Series(column, dtype=_dtype(name, column))
+                         for name, column in values.items()})
 
 
 def _dtype(name: str, column: list[Any]) -> Any:

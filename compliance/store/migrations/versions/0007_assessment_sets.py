@@ -63,7 +63,9 @@ def _view(dialect: str) -> str:
 
 
 def upgrade() -> None:
-    from compliance.store.packed import FIELDS, packed
+    import pandas as pd
+
+    from compliance.store.packed import assessment_sets
 
     bind = op.get_bind()
     op.create_table(
@@ -81,31 +83,23 @@ def upgrade() -> None:
                     unique=True, sqlite_where=sa.text("replaced_by IS NULL"),
                     postgresql_where=sa.text("replaced_by IS NULL"))
     # Each contract and period's assessments (of one check run) become its set, the
-    # measures in the order they were stored (as written, on PostgreSQL).
+    # measures in the order they were stored (as written, on PostgreSQL), made as a check
+    # makes its sets.
     within = "rowid" if bind.dialect.name == "sqlite" else "ctid"
     names = ", ".join(f'"{c}"' for c in _COLUMNS)
     rows = bind.execute(sa.text(
         f"SELECT {names} FROM assessment ORDER BY contract_id, period, {within}")).all()
-    keys: list[tuple[str, str, int]] = []
-    bounds = [0]
-    for k, row in enumerate(rows):
-        key = (row.contract_id, row.period, row.check_run_id)
-        if not keys or keys[-1] != key:
-            if keys:
-                bounds.append(k)
-            keys.append(key)
-    bounds.append(len(rows))
-    columns = {name: [getattr(r, name) for r in rows] for name in FIELDS}
-    columns["sources"] = [int(v or 0) for v in columns["sources"]]
-    columns["reason"] = [v or "" for v in columns["reason"]]
-    documents = packed(columns, bounds) if keys else []
-    table = sa.table("assessment_set", sa.column("check_run_id"), sa.column("contract_id"),
-                     sa.column("period"), sa.column("assessments"))
-    if keys:
+    frame = pd.DataFrame([tuple(r) for r in rows], columns=_COLUMNS).rename(
+        columns={"contract_id": "contract", "measure_id": "measure"})
+    sets = assessment_sets(frame)
+    run_of = frame.groupby(["contract", "period"], sort=True)["check_run_id"].first()
+    if sets.pairs:
+        table = sa.table("assessment_set", sa.column("check_run_id"), sa.column("contract_id"),
+                         sa.column("period"), sa.column("assessments"))
         op.bulk_insert(table, [
-            {"check_run_id": run, "contract_id": contract, "period": period,
+            {"check_run_id": int(run_of[pair]), "contract_id": pair[0], "period": pair[1],
              "assessments": document}
-            for (contract, period, run), document in zip(keys, documents, strict=True)])
+            for pair, document in zip(sets.pairs, sets.documents, strict=True)])
     op.drop_table("assessment")
     op.execute(_view(bind.dialect.name))
 
