@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from compliance.progress import Progress
     from compliance.schedule import Schedule
     from compliance.store import Transaction
-    from compliance.store.packed import AssessmentSets
+    from compliance.store.packed import AssessmentSets, FindingSets
 
 
 @dataclass
@@ -255,14 +255,14 @@ def run_check(tx: Transaction, schedules: dict[str, Schedule], periods: Sequence
                                             list(periods), seconds)
         for k in range(len(runs)):
             report("assessing and running the rules", 3 * k, steps)
-            assessments, rules, spent, sets = next(judgements)
+            assessments, rules, spent, sets, records = next(judgements)
             for stage, value in spent.items():
                 seconds[stage] += value
             began = time.perf_counter()
             report("storing the assessments", 3 * k + 1, steps)
             written = tx.save_assessments(assessments, versions, sets)
             report("writing the records", 3 * k + 2, steps)
-            derived = _record(tx, _of_run(runs[k], schedules)[0], rules)
+            derived = _record(tx, _of_run(runs[k], schedules)[0], rules, records)
             seconds["write"] += time.perf_counter() - began
             for name, value in (*written.items(), *derived.items()):
                 counts[name] = counts.get(name, 0) + value
@@ -275,8 +275,34 @@ def run_check(tx: Transaction, schedules: dict[str, Schedule], periods: Sequence
 
 
 # A batch's assessments (of the periods checked), the rules' results on its history, the
-# seconds each took, and the assessments as the store keeps them.
-Judged = tuple["pd.DataFrame", "RulesResult", dict[str, float], "AssessmentSets"]
+# seconds each took, and the assessments and records as the store keeps them.
+Judged = tuple["pd.DataFrame", "RulesResult", dict[str, float], "AssessmentSets", "_Records"]
+
+
+@dataclass
+class _Records:
+    """The rules' records of some contracts as the store takes them: the findings' sets,
+    and the escalations column by column (contract by contract, in the contracts' order)."""
+
+    findings: FindingSets
+    escalations: dict[str, list[Any]]
+
+
+def _records(schedules: Mapping[str, Schedule], rules: RulesResult) -> _Records:
+    """The records of the contracts of ``schedules`` among the rules' results."""
+    from compliance.store.packed import finding_sets
+
+    findings = rules.findings
+    if len(findings):
+        findings = findings[findings["contract"].isin(list(schedules)).to_numpy()]
+    escalations: dict[str, list[dict[str, Any]]] = {cid: [] for cid in schedules}
+    for e in rules.escalations:
+        if e.contract in escalations:
+            escalations[e.contract].append(e.row())
+    rows = [row for held in escalations.values() for row in held]
+    names = dict.fromkeys(name for row in rows[:1] for name in row)
+    return _Records(findings=finding_sets(findings),
+                    escalations={name: [row[name] for row in rows] for name in names})
 
 
 # The columns of a check's assessments that are stored (Transaction.save_assessments) and
@@ -307,8 +333,9 @@ def _judge(inputs: _Inputs, periods: list[str]) -> Judged:
     rules = run_rules(history, inputs.schedules, inputs.silences or {})
     judged = time.perf_counter()
     sets = assessment_sets(assessments)
+    records = _records(inputs.schedules, rules)
     return assessments, rules, {"assess": assessed - began, "rules": judged - assessed,
-                                "write": time.perf_counter() - judged}, sets
+                                "write": time.perf_counter() - judged}, sets, records
 
 
 # What reading a batch needs: its contracts' schedules, the period each is read up to, the
@@ -513,19 +540,15 @@ def _derive(tx: Transaction, schedules: Mapping[str, Schedule], history: pd.Data
     return _record(tx, schedules, run_rules(history, schedules, tx.silences(list(schedules))))
 
 
-def _record(tx: Transaction, schedules: Mapping[str, Schedule], rules: RulesResult
-            ) -> dict[str, int]:
-    """The rules' records of the contracts written in place of those they had."""
+def _record(tx: Transaction, schedules: Mapping[str, Schedule], rules: RulesResult,
+            records: _Records | None = None) -> dict[str, int]:
+    """The rules' records of the contracts written in place of those they had (``records``
+    when they have been made from the rules' results already)."""
     # Every contract's records replaced at once, contract by contract in the schedules' order.
-    findings = rules.findings
-    if len(findings):
-        findings = findings[findings["contract"].isin(list(schedules)).to_numpy()]
-    escalations: dict[str, list[dict[str, Any]]] = {cid: [] for cid in schedules}
-    for e in rules.escalations:
-        if e.contract in escalations:
-            escalations[e.contract].append(e.row())
-    written = tx.replace_records(list(schedules), findings,
-                                 [row for rows in escalations.values() for row in rows])
+    if records is None:
+        records = _records(schedules, rules)
+    escalations: Any = records.escalations or []
+    written = tx.replace_records(list(schedules), records.findings, escalations)
     return {"findings": written["findings"], "escalations": written["escalations"]}
 
 

@@ -118,7 +118,7 @@ def _outputs(ref: StoreRef, run: Any) -> dict[str, Any]:
     try:
         with store.transaction("tester") as tx:
             # Records gone, to be made again from the figures.
-            for table in ("escalation", "finding"):
+            for table in ("escalation", "finding_set"):
                 tx.session.connection().exec_driver_sql(f"DELETE FROM {table}")
             seen["rederived"] = checking.rederive(tx, tx.schedules())
     finally:

@@ -22,7 +22,8 @@ def test_migrations_match_the_models(db_path: StoreRef) -> None:
     from alembic.runtime.migration import MigrationContext
 
     store = Store(db_path.url)
-    assert store.init() == ["0001", "0002", "0003", "0004", "0005", "0006", "0007"]
+    assert store.init() == ["0001", "0002", "0003", "0004", "0005", "0006", "0007",
+                          "0008"]
     assert store.init() == []
     with store.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
@@ -76,7 +77,7 @@ def test_upgrade_from_the_first_schema_keeps_everything(
 
     upgraded = cli_on(old.url)("init")
     assert upgraded.exit_code == 0, upgraded.stderr + upgraded.stdout
-    assert "applied 0002, 0003, 0004, 0005, 0006, 0007" in upgraded.stderr
+    assert "applied 0002, 0003, 0004, 0005, 0006, 0007, 0008" in upgraded.stderr
     store.dispose()
     after = dump_store(old)
     for name in FIRST_SCHEMA_TABLES:
@@ -204,7 +205,7 @@ def test_upgrade_to_keyed_figures_moves_the_evidence_onto_current_assessments(
     assert "figure_version" not in [c["name"] for c in inspect(store.engine).get_columns(
         "assessment")]
 
-    assert store.init() == ["0005", "0006", "0007"]
+    assert store.init() == ["0005", "0006", "0007", "0008"]
     store.dispose()
     after = dump_store(db_path)
     # Check 2's set comes back as it was; check 1's evidence stays in check_figure.
@@ -580,6 +581,9 @@ def test_records_of_several_contracts_replaced_at_once(
     for table, order in (("finding", "id"), ("escalation", "contract_id, opened")):
         assert _table_rows(together, table, order) == _table_rows(one_by_one, table, order)
     findings = _table_rows(together, "finding", "id")
+    # Numbered as a table's rows would be, replaced contract by contract: c3's new findings
+    # after c2's (c1's old ones are still there as c3's are written), c1's after c3's.
+    assert [r[0] for r in findings] == [3, 4, 5, 6, 7, 8]
     assert [(r[1], r[3], r[8]) for r in findings] == [
         ("c2", "2018-01", "old"), ("c2", "2018-02", "old"), ("c3", "2018-03", "new"),
         ("c3", "2018-04", "new"), ("c3", "2018-05", "new"), ("c1", "2018-06", "new")]
@@ -588,6 +592,87 @@ def test_records_of_several_contracts_replaced_at_once(
         == [("c2", "2018-01"), ("c3", "2018-03"), ("c3", "2018-05")]
     for store in stores:
         store.dispose()
+
+
+def test_findings_are_kept_as_one_set_for_each_contract(
+        make_store: Callable[[], StoreRef]) -> None:
+    store = _loaded(make_store())
+    both = pd.concat([_findings(SUNDERLAND_ID, ["2018-01", "2018-02"], "s"),
+                      _findings(DARLINGTON_ID, ["2017-06"], "d")])
+    with store.transaction() as tx:
+        tx.replace_records([SUNDERLAND_ID, DARLINGTON_ID], both, [])
+        got = [f.model_dump() for f in tx.findings(SUNDERLAND_ID, "2018-02")]
+        assert [f.model_dump() for f in tx.findings(SUNDERLAND_ID, measure="M")] == [
+            f.model_dump() for f in tx.findings(SUNDERLAND_ID)]
+        assert tx.findings(SUNDERLAND_ID, measure="other") == []
+        assert tx.findings("nobody") == []
+    assert got == [{
+        "id": 2, "contract_id": SUNDERLAND_ID, "measure_id": "M", "period": "2018-02",
+        "figure_period": "2018-02", "type": "performance", "severity": "major",
+        "rule": "kpi-breach", "description": "s", "value": None, "compared_with": 95.0,
+        "status": "breach", "settings": "{}", "facts": "{}"}]
+    sets = _table_rows(store, "finding_set", "first_id")
+    assert [(r[0], r[1], r[2]) for r in sets] == [(SUNDERLAND_ID, 1, 2), (DARLINGTON_ID, 3, 1)]
+    # The view shows them a row each, with the table's columns, as the findings read back.
+    with store.engine.connect() as conn:
+        view = conn.execute(text("SELECT * FROM finding ORDER BY id"))
+        assert list(view.keys()) == ["id", "contract_id", "measure_id", "period",
+                                     "figure_period", "type", "severity", "rule",
+                                     "description", "value", "compared_with", "status",
+                                     "settings", "facts"]
+        rows = [tuple(r) for r in view]
+    assert rows[1] == tuple(got[0].values())
+    assert [r[0] for r in rows] == [1, 2, 3] and rows[2][1] == DARLINGTON_ID
+
+    # Two findings of a contract with the same measure, period, type and rule are refused,
+    # and nothing is written.
+    twice = pd.concat([_findings(SUNDERLAND_ID, ["2018-03"], "a"),
+                       _findings(SUNDERLAND_ID, ["2018-03"], "b")])
+    with pytest.raises(ValueError, match="share their measure, period, type and rule"):
+        with store.transaction() as tx:
+            tx.replace_records(SUNDERLAND_ID, twice, [])
+    assert _table_rows(store, "finding_set", "first_id") == sets
+    store.dispose()
+
+
+def test_upgrade_to_finding_sets_keeps_each_finding_and_its_id(
+        cli: Callable[..., Result], db_path: StoreRef) -> None:
+    """0008: a table of findings becomes a set for each contract, its findings' ids kept; a
+    contract whose findings were not numbered one after the other is numbered again after
+    the largest id. Downgraded, the table comes back with the ids."""
+    from alembic import command
+
+    assert cli("check", "--contract", SUNDERLAND, "--returns", SUNDERLAND_RETURN,
+               "--from", "2018-06", "--to", "2018-09").exit_code == 0
+    store = Store(db_path.url)
+    rows = _table_rows(store, "finding", "id")
+    count = len(rows)
+    assert count > 2 and [r[0] for r in rows] == list(range(1, count + 1))
+    sets = _table_rows(store, "finding_set", "first_id")
+    with store.transaction() as tx:
+        found = [f.model_dump() for f in tx.findings(SUNDERLAND_ID)]
+    assert len(found) == count
+
+    with store.engine.begin() as conn:
+        command.downgrade(store._alembic(conn), "0007")
+    assert store.revision() == "0007"
+    assert "finding" in inspect(store.engine).get_table_names()
+    assert _table_rows(store, "finding", "id") == rows
+    # Back and forth: the same sets, the same answers.
+    assert store.init() == ["0008"]
+    assert _table_rows(store, "finding_set", "first_id") == sets
+    with store.transaction() as tx:
+        assert [f.model_dump() for f in tx.findings(SUNDERLAND_ID)] == found
+
+    # A contract whose findings' ids have a gap is numbered again, after the largest.
+    with store.engine.begin() as conn:
+        command.downgrade(store._alembic(conn), "0007")
+        conn.execute(text(f"UPDATE finding SET id = {count + 100} WHERE id = {count}"))
+    assert store.init() == ["0008"]
+    again = _table_rows(store, "finding", "id")
+    assert [r[0] for r in again] == list(range(count + 101, count + 101 + count))
+    assert [r[1:] for r in again] == [r[1:] for r in rows]
+    store.dispose()
 
 
 def test_a_submission_of_more_rows_than_one_statement_holds_keeps_every_row(

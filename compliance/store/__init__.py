@@ -36,6 +36,7 @@ from compliance.store.models import (
     EscalationNote,
     Figure,
     Finding,
+    FindingSet,
     Measure,
     ReturnArrival,
     ScheduleVersion,
@@ -46,7 +47,7 @@ from compliance.store.models import (
 if TYPE_CHECKING:
     import pandas as pd
 
-    from compliance.store.packed import AssessmentSets
+    from compliance.store.packed import AssessmentSets, FindingSets
 
 DEFAULT_URL = "sqlite:///compliance.db"
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -884,81 +885,88 @@ class Transaction:
 
     # --- records of the rules --------------------------------------------------------------
 
-    def replace_records(self, contracts: str | Sequence[str], findings: pd.DataFrame,
-                        escalations: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    def replace_records(self, contracts: str | Sequence[str],
+                        findings: pd.DataFrame | FindingSets,
+                        escalations: Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]]
+                        ) -> dict[str, int]:
         """Records are derived from the figures: a check replaces the whole set of each
         contract given (one, or many at once) with the findings and escalations given.
 
-        The findings are stored contract by contract in the order the contracts are given,
-        and numbered as replacing the contracts one after the other would number them."""
-        import numpy as np
+        Each contract's findings are kept as one set (compliance.store.packed), and numbered
+        as replacing the contracts' rows of a table one after the other would number them.
+        The findings are the rules' frame of them, or its sets when they have been made
+        already (``finding_sets(findings)``, in another process, say). The escalations are
+        rows, or their columns (lists of equal length by column name)."""
+        from compliance.store.packed import FindingSets, finding_sets
 
         conn = self.session.connection()
         ids = [contracts] if isinstance(contracts, str) else list(dict.fromkeys(contracts))
-        finding = _table(Finding)
-        data: dict[str, Any] = {}
-        if len(findings):
-            rank = {cid: i for i, cid in enumerate(ids)}
-            position = findings["contract"].map(rank)
-            if bool(position.isna().any()):
-                raise ValueError("findings of a contract whose records are not replaced")
-            positions = position.to_numpy(dtype=np.int64)
-            order = positions.argsort(kind="stable")
-            findings = findings.iloc[order]
-            if conn.dialect.name != "postgresql":
-                data["id"] = self._finding_ids(ids, np.bincount(positions, minlength=len(ids)))
-        for table in (finding, _table(Escalation)):
+        sets = findings if isinstance(findings, FindingSets) else finding_sets(findings)
+        rank = {cid: i for i, cid in enumerate(ids)}
+        if any(cid not in rank for cid in sets.contracts):
+            raise ValueError("findings of a contract whose records are not replaced")
+        counts = [0] * len(ids)
+        for cid, size in zip(sets.contracts, sets.sizes, strict=True):
+            counts[rank[cid]] = size
+        firsts = self._first_finding_ids(ids, counts)
+        table = _table(FindingSet)
+        for held in (table, _table(Escalation)):
             for chunk in _chunks(ids):
-                conn.execute(delete(table).where(table.c.contract_id.in_(list(chunk))))
-        for name in finding.c.keys():
-            if name != "id":
-                data[name] = _objects(findings[_FINDING_SOURCES.get(name, name)])
-        found = self._insert(finding, data)
+                conn.execute(delete(held).where(held.c.contract_id.in_(list(chunk))))
+        order = sorted(range(len(sets.contracts)), key=lambda k: rank[sets.contracts[k]])
+        self._insert(table, {
+            "contract_id": [sets.contracts[k] for k in order],
+            "first_id": [firsts[rank[sets.contracts[k]]] for k in order],
+            "size": [sets.sizes[k] for k in order],
+            "findings": [sets.documents[k] for k in order]})
         columns = _table(Escalation).c.keys()
-        self._insert(_table(Escalation),
-                     {name: [e.get(name) for e in escalations] for name in columns})
-        return {"findings": found, "escalations": len(escalations)}
-
-    def _finding_ids(self, contracts: Sequence[str], counts: Any) -> list[int]:
-        """The ids SQLite would give the findings (``counts`` of each contract) if each
-        contract's old findings were deleted and its new ones inserted, one contract after
-        the other: a new row takes the largest id held at that moment plus one."""
-        finding = _table(Finding)
-        conn = self.session.connection()
-        if len(contracts) > 500:
-            held = dict(conn.execute(select(finding.c.contract_id, func.max(finding.c.id))
-                                     .group_by(finding.c.contract_id)).all())
-            replaced = set(contracts)
-            largest = max((i for c, i in held.items() if c not in replaced), default=0)
+        if isinstance(escalations, Mapping):
+            data = {name: escalations[name] for name in columns}
         else:
-            held = dict(conn.execute(
-                select(finding.c.contract_id, func.max(finding.c.id))
-                .where(finding.c.contract_id.in_(list(contracts)))
-                .group_by(finding.c.contract_id)).all())
-            largest = conn.execute(
-                select(finding.c.id).where(finding.c.contract_id.not_in(list(contracts)))
-                .order_by(finding.c.id.desc()).limit(1)).scalar() or 0
+            data = {name: [e.get(name) for e in escalations] for name in columns}
+        escalated = self._insert(_table(Escalation), data)
+        return {"findings": sum(counts), "escalations": escalated}
+
+    def _first_finding_ids(self, contracts: Sequence[str], counts: Sequence[int]
+                           ) -> list[int]:
+        """The id of each contract's first finding (``counts`` of each), numbered as SQLite
+        numbers a table's rows if each contract's old findings were deleted and its new ones
+        inserted, one contract after the other: a new row takes the largest id held at that
+        moment plus one."""
+        sets = _table(FindingSet)
+        conn = self.session.connection()
+        held = {str(cid): int(last) for cid, last in conn.execute(
+            select(sets.c.contract_id, sets.c.first_id + sets.c.size - 1)
+            .where(sets.c.size > 0))}
+        replaced = set(contracts)
+        largest = max((i for c, i in held.items() if c not in replaced), default=0)
         # The largest id among the contracts still waiting for their turn.
         waiting = [0] * (len(contracts) + 1)
         for k in range(len(contracts) - 1, -1, -1):
             waiting[k] = max(waiting[k + 1], held.get(contracts[k], 0))
-        ids: list[int] = []
-        for k, count in enumerate(counts.tolist()):
+        firsts: list[int] = []
+        for k, count in enumerate(counts):
             start = max(largest, waiting[k + 1]) + 1
-            ids.extend(range(start, start + count))
+            firsts.append(start)
             if count:
                 largest = start + count - 1
-        return ids
+        return firsts
 
     def findings(self, contract: str, period: str | None = None,
                  measure: str | None = None) -> list[Finding]:
-        query = select(Finding).where(col(Finding.contract_id) == contract)
-        if period is not None:
-            query = query.where(col(Finding.period) == period)
-        if measure is not None:
-            query = query.where(col(Finding.measure_id) == measure)
-        query = query.order_by(col(Finding.period), col(Finding.measure_id), col(Finding.type))
-        return list(self.session.execute(query).scalars())
+        """A contract's findings (of a period, of a measure), by period, measure and type."""
+        from compliance.store.packed import unpacked_findings
+
+        sets = _table(FindingSet)
+        rows = self.session.connection().execute(
+            select(sets.c.contract_id, sets.c.first_id, sets.c.findings)
+            .where(sets.c.contract_id == contract))
+        found = [Finding(**row) for row in unpacked_findings(
+            (str(c), int(first), doc) for c, first, doc in rows)
+            if (period is None or row["period"] == period)
+            and (measure is None or row["measure_id"] == measure)]
+        found.sort(key=lambda f: (f.period, f.measure_id, f.type))
+        return found
 
     def escalations(self, contracts: Sequence[str] | None = None) -> list[Escalation]:
         query = select(Escalation)
@@ -1049,8 +1057,5 @@ class Transaction:
 # Rows an insert prepares and sends at a time, and rows a read fetches at a time.
 _INSERT_CHUNK = 50_000
 _FETCH_CHUNK = 100_000
-
-# The findings' columns of the rules' frame named otherwise in the store.
-_FINDING_SOURCES = {"contract_id": "contract", "measure_id": "measure"}
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Column, Index, Text, UniqueConstraint
+from sqlalchemy import Column, Index, Text
 from sqlalchemy import text as sql_text
 from sqlmodel import Field, SQLModel
 
@@ -141,29 +141,38 @@ class AuditEntry(SQLModel, table=True):
     counts: str = Field(sa_column=Column(Text, nullable=False))
 
 
-class Finding(SQLModel, table=True):
+class FindingSet(SQLModel, table=True):
+    """The findings the rules made for one contract: a breach, missing data, data quality or
+    watch record for a measure-period each, in one JSON document, column by column (see
+    compliance.store.packed). A check replaces the contract's set. Its findings are numbered
+    from ``first_id`` on, one after the other; the ``finding`` view shows them a row each."""
+
+    __tablename__ = "finding_set"
+
+    contract_id: str = Field(primary_key=True, foreign_key="contract.id", max_length=100)
+    first_id: int
+    size: int
+    findings: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class Finding(SQLModel):
     """A record a rule made for one measure-period: a breach, missing data, data quality
-    or watch."""
+    or watch (a row of the ``finding`` view)."""
 
-    __table_args__ = (
-        Index("ix_finding_period", "contract_id", "period"),
-        UniqueConstraint("contract_id", "measure_id", "period", "type", "rule"),
-    )
-
-    id: int | None = Field(default=None, primary_key=True)
-    contract_id: str = Field(foreign_key="contract.id", max_length=100)
-    measure_id: str = Field(max_length=100)
-    period: str = Field(max_length=7)
-    figure_period: str = Field(max_length=7)
-    type: str = Field(max_length=20)
-    severity: str = Field(max_length=10)
+    id: int
+    contract_id: str
+    measure_id: str
+    period: str
+    figure_period: str
+    type: str
+    severity: str
     rule: str
-    description: str = Field(sa_column=Column(Text, nullable=False))
+    description: str
     value: float | None = None
     compared_with: float | None = None
-    status: str = Field(max_length=20)
-    settings: str = Field(sa_column=Column(Text, nullable=False))
-    facts: str = Field(sa_column=Column(Text, nullable=False))
+    status: str
+    settings: str
+    facts: str
 
 
 class Escalation(SQLModel, table=True):

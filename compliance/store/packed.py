@@ -1,5 +1,6 @@
-"""Assessments as the store keeps them: one set for each check of a contract and period,
-its measures' assessments column by column in one JSON document.
+"""Assessments and findings as the store keeps them: one set for each check of a contract
+and period, its measures' assessments column by column in one JSON document; and one set of
+each contract's findings (see below).
 
 A set reads ``{"measure_id": ["KPI1", "SM1.1", ...], "value": [99.0, 29.4, ...], ...}``: one
 list per field of ``FIELDS``, each with one entry per measure, in the order the check gave
@@ -88,10 +89,17 @@ def packed(columns: Mapping[str, Any], bounds: Sequence[int]) -> list[str]:
     """The sets' documents: ``columns`` holds each field of ``FIELDS`` for every assessment,
     set after set (numpy arrays of floats or integers, or lists of Python values: None for
     missing); set k is rows ``bounds[k]`` to ``bounds[k + 1]``."""
+    return _documents(FIELDS, columns, bounds)
+
+
+def _documents(names: Sequence[str], columns: Mapping[str, Any], bounds: Sequence[int]
+               ) -> list[str]:
+    """One JSON document for each run of rows ``bounds[k]`` to ``bounds[k + 1]``: the
+    columns ``names``, each as a list of the run's values."""
     import orjson
 
     option = orjson.OPT_SERIALIZE_NUMPY
-    fields = [(name, columns[name]) for name in FIELDS]
+    fields = [(name, columns[name]) for name in names]
     return [orjson.dumps({name: values[start:stop] for name, values in fields},
                          option=option).decode()
             for start, stop in zip(bounds[:-1], bounds[1:], strict=True)]
@@ -124,3 +132,85 @@ def _dtype(name: str, column: list[Any]) -> Any:
     if name in INTEGERS or name == "check_run_id":
         return "int64" if None not in column else "float64"
     return object
+
+
+# --- findings ---------------------------------------------------------------------------------
+#
+# A contract's findings are kept as one set too: ``{"measure_id": [...], "period": [...],
+# ...}``, one list per field of ``FINDING_FIELDS`` with one entry per finding, in the order
+# the rules gave them. The set's row holds the id of its first finding; the others follow it
+# one by one. The ``finding`` view of the store shows them one row per finding, as the table
+# of findings did.
+
+FINDING_FIELDS = ("measure_id", "period", "figure_period", "type", "severity", "rule",
+                  "description", "value", "compared_with", "status", "settings", "facts")
+FINDING_FLOATS = frozenset({"value", "compared_with"})
+# The columns of findings read back from the store, in order.
+FINDING_COLUMNS = ("id", "contract_id", *FINDING_FIELDS)
+# What makes a finding one of its own: no two findings of a contract share all of these.
+FINDING_KEY = ("measure_id", "period", "type", "rule")
+
+
+@dataclass
+class FindingSets:
+    """The rules' findings as the store keeps them: for each contract that has any, in the
+    order of their first finding, the number of its findings and its set's document."""
+
+    contracts: list[str]
+    sizes: list[int]
+    documents: list[str]
+
+    def of(self, contracts: Iterable[str]) -> FindingSets:
+        """Only the sets of the contracts given (in this order)."""
+        wanted = set(contracts)
+        kept = [k for k, cid in enumerate(self.contracts) if cid in wanted]
+        return FindingSets([self.contracts[k] for k in kept], [self.sizes[k] for k in kept],
+                           [self.documents[k] for k in kept])
+
+
+def finding_sets(findings: pd.DataFrame) -> FindingSets:
+    """The sets of the rules' findings (a frame with ``contract``, ``measure`` and the other
+    fields of ``FINDING_FIELDS``): one for each contract, its findings in the frame's order.
+
+    Raises ValueError when two findings of a contract share their ``FINDING_KEY``."""
+    import numpy as np
+    import pandas as pd
+
+    from compliance.store import _objects
+
+    if findings.empty:
+        return FindingSets([], [], [])
+    key = ["contract", *(_SOURCES.get(name, name) for name in FINDING_KEY)]
+    twice = findings.duplicated(key, keep=False).to_numpy()
+    if twice.any():
+        first = findings[twice].iloc[0]
+        raise ValueError("two findings of one contract share their measure, period, type "
+                         f"and rule: {', '.join(str(first[name]) for name in key)}")
+    codes, contracts = pd.factorize(findings["contract"])
+    order = np.argsort(codes, kind="stable")
+    counts = np.bincount(codes, minlength=len(contracts)).tolist()
+    columns: dict[str, Any] = {}
+    for name in FINDING_FIELDS:
+        column = findings[_SOURCES.get(name, name)]
+        if name in FINDING_FLOATS:
+            columns[name] = column.to_numpy(dtype=np.float64)[order]
+        else:
+            columns[name] = _objects(column)[order].tolist()
+    bounds = [0, *np.cumsum(counts).tolist()]
+    return FindingSets(contracts=[str(c) for c in contracts], sizes=counts,
+                       documents=_documents(FINDING_FIELDS, columns, bounds))
+
+
+def unpacked_findings(sets: Iterable[tuple[str, int, str]]) -> list[dict[str, Any]]:
+    """The findings of sets given as (contract, first id, document), one dict per finding
+    with the keys of ``FINDING_COLUMNS``, in order of id."""
+    import orjson
+
+    rows: list[dict[str, Any]] = []
+    for contract, first, document in sets:
+        doc = orjson.loads(document)
+        fields = [doc[name] for name in FINDING_FIELDS]
+        for k, values in enumerate(zip(*fields, strict=True)):
+            rows.append({"id": first + k, "contract_id": contract,
+                         **dict(zip(FINDING_FIELDS, values, strict=True))})
+    return rows
