@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -28,8 +28,9 @@ class CheckResult:
     periods: list[str]
     counts: dict[str, int]
     versions: dict[tuple[str, int], Schedule]
-    # Each batch's assessments and rules' results (see ``batches``), joined when asked for.
-    parts: list[tuple[pd.DataFrame, RulesResult]]
+    # Each batch's assessments, the rules' settings and packs, and the records as the store
+    # took them (see ``batches``), joined when asked for.
+    parts: list[tuple[pd.DataFrame, RulesResult, _Records]]
     # Seconds spent reading, assessing, running the rules and writing, summed over batches.
     # Batches judged in a helper process (``helped`` of them) are assessed and judged there
     # while this process reads and writes: the stages then overlap.
@@ -38,11 +39,13 @@ class CheckResult:
 
     @cached_property
     def assessments(self) -> pd.DataFrame:
-        return _joined([assessments for assessments, _ in self.parts])
+        return _joined([assessments for assessments, _, _ in self.parts])
 
     @cached_property
     def rules(self) -> RulesResult:
-        return _merged([rules for _, rules in self.parts])
+        """The rules' findings and escalations (made again from the records the check
+        stored), settings and packs. Which rules fired on which facts is not kept."""
+        return _merged([records.rules(rules) for _, rules, records in self.parts])
 
 
 def spc_settings(schedules: Mapping[str, Schedule]) -> dict[str, Any]:
@@ -229,7 +232,7 @@ def run_check(tx: Transaction, schedules: dict[str, Schedule], periods: Sequence
     versions = tx.current_versions(ids)
     runs = batches(schedules, _history_from(tx, first), through)
     steps = 3 * len(runs)
-    parts: list[tuple[pd.DataFrame, RulesResult]] = []
+    parts: list[tuple[pd.DataFrame, RulesResult, _Records]] = []
     counts: dict[str, int] = {}
     seconds = dict.fromkeys(("read", "assess", "rules", "write"), 0.0)
 
@@ -266,7 +269,7 @@ def run_check(tx: Transaction, schedules: dict[str, Schedule], periods: Sequence
             seconds["write"] += time.perf_counter() - began
             for name, value in (*written.items(), *derived.items()):
                 counts[name] = counts.get(name, 0) + value
-            parts.append((assessments, rules))
+            parts.append((assessments, rules, records))
         helped = len(runs) - 1 if helpers else 0
     report("done", steps, steps)
     return CheckResult(schedules=schedules, periods=list(periods), counts=counts,
@@ -286,6 +289,25 @@ class _Records:
 
     findings: FindingSets
     escalations: dict[str, list[Any]]
+
+    def rules(self, rules: RulesResult) -> RulesResult:
+        """The rules' results with these findings and escalations."""
+        import pandas as pd
+
+        from compliance.escalation import FINDING_COLUMNS, EscalationRecord
+        from compliance.store import packed
+
+        found = packed.unpacked_findings((cid, 0, doc) for cid, doc in zip(
+            self.findings.contracts, self.findings.documents, strict=True))
+        findings = pd.DataFrame(found, columns=list(packed.FINDING_COLUMNS)).rename(
+            columns={"contract_id": "contract", "measure_id": "measure"})
+        findings = findings[FINDING_COLUMNS].astype({"value": "float64",
+                                                     "compared_with": "float64"})
+        names = list(self.escalations)
+        count = len(self.escalations[names[0]]) if names else 0
+        escalations = [EscalationRecord.from_row({n: self.escalations[n][k] for n in names})
+                       for k in range(count)]
+        return replace(rules, findings=findings, escalations=escalations)
 
 
 def _records(schedules: Mapping[str, Schedule], rules: RulesResult) -> _Records:
@@ -334,6 +356,10 @@ def _judge(inputs: _Inputs, periods: list[str]) -> Judged:
     judged = time.perf_counter()
     sets = assessment_sets(assessments)
     records = _records(inputs.schedules, rules)
+    # The findings and escalations go on as the records; which rules fired is not needed
+    # further (nor sent back from a helper).
+    rules = replace(rules, findings=rules.findings.iloc[:0], escalations=[],
+                    fired=rules.fired.iloc[:0])
     return assessments, rules, {"assess": assessed - began, "rules": judged - assessed,
                                 "write": time.perf_counter() - judged}, sets, records
 

@@ -110,6 +110,21 @@ class EscalationRecord:
             "silenced_until": self.silenced_until, "silence_reason": self.silence_reason,
         }
 
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> EscalationRecord:
+        """The record a stored row (``row()``) was made from; its history is read from the
+        row's text the first time it is asked for."""
+        record = cls.__new__(cls)
+        record.__dict__.update(
+            contract=row["contract_id"], measure=row["measure_id"], opened=row["opened"],
+            level=int(row["level"]), forum=row["forum"], rule=row["rule"],
+            description=row["description"], last_period=row["last_period"],
+            resolved=row["resolved"], resolved_rule=row["resolved_rule"],
+            silenced_until=row["silenced_until"], silence_reason=row["silence_reason"],
+            history_json=row["history"], settings_text=row["settings"],
+            facts_text=row["facts"])
+        return record
+
     # A record goes from the process that judged it to the one that stores it (see
     # compliance.checking) with its history as the JSON text it is stored as: most records
     # are only stored, and their histories need not be taken apart and put together again.

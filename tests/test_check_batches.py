@@ -292,3 +292,38 @@ def test_a_check_with_its_returns_judges_in_the_helper_what_it_has_just_submitte
     assert checked() == whole
     # Read here, judged in one helper: its figures are not committed for a helper to read.
     assert answers.count == 2 and answers.reads == 0 and whole[1]["finding"]
+
+
+def test_the_records_a_check_stores_give_back_the_rules_findings_and_escalations(
+        cli: Callable[..., Any], db_path: StoreRef) -> None:
+    """A check keeps the rules' findings and escalations as the store takes them (and a
+    helper sends only those back); what it shows is made again from them, as it was."""
+    import pandas as pd
+
+    from compliance.escalation import EscalationRecord, RulesResult, run_rules
+    from tests.conftest import SUNDERLAND, SUNDERLAND_RETURN
+
+    assert cli("check", "--contract", SUNDERLAND, "--returns", SUNDERLAND_RETURN,
+               "--from", "2018-06", "--to", "2018-09").exit_code == 0
+    store = Store(db_path.url)
+    try:
+        with store.transaction("tester") as tx:
+            schedules = tx.schedules()
+            history = checking.history_with_features(
+                tx, schedules, dict.fromkeys(schedules, "2018-09"))
+            rules = run_rules(history, schedules, tx.silences(list(schedules)))
+    finally:
+        store.dispose()
+    assert len(rules.findings) and rules.escalations and len(rules.fired)
+    records = checking._records(schedules, rules)
+    again = records.rules(RulesResult(
+        findings=rules.findings.iloc[:0], escalations=[], fired=rules.fired.iloc[:0],
+        settings=rules.settings, packs=rules.packs))
+    pd.testing.assert_frame_equal(again.findings, rules.findings.reset_index(drop=True))
+    assert [e.row() for e in again.escalations] == [e.row() for e in rules.escalations]
+    assert [e.history for e in again.escalations] == [e.history for e in rules.escalations]
+    assert [(e.status, e.settings, e.facts) for e in again.escalations] == [
+        (e.status, e.settings, e.facts) for e in rules.escalations]
+    assert again.settings == rules.settings
+    first = rules.escalations[0]
+    assert EscalationRecord.from_row(first.row()).row() == first.row()
