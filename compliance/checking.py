@@ -247,14 +247,25 @@ def run_check(tx: Transaction, schedules: dict[str, Schedule], periods: Sequence
         return inputs
 
     url = tx.shared_url()
+    ahead: dict[int, _Inputs] = {}
+    if _helper_count(len(runs), url is not None):
+        # The fork server imports what the helpers need while the first batch is read here.
+        from compliance.helper import warm
+
+        warm(_HELPERS_IMPORT)
+        ahead[0] = read(0)
+
+    def taken(k: int) -> _Inputs:
+        return ahead.pop(k) if k in ahead else read(k)
+
     with _helpers(len(runs), url is not None) as helpers:
         if not helpers:
-            judgements: Iterator[Judged] = (_judge(read(k), list(periods))
+            judgements: Iterator[Judged] = (_judge(taken(k), list(periods))
                                             for k in range(len(runs)))
         elif url is None:
-            judgements = _judged_as_read(helpers[0], read, len(runs), list(periods))
+            judgements = _judged_as_read(helpers[0], taken, len(runs), list(periods))
         else:
-            judgements = _judged_where_read(helpers, url, read, plan, len(runs),
+            judgements = _judged_where_read(helpers, url, taken, plan, len(runs),
                                             list(periods), seconds)
         for k in range(len(runs)):
             report("assessing and running the rules", 3 * k, steps)
@@ -477,18 +488,25 @@ def _helpers(runs: int, reading: bool) -> Iterator[list[Helper]]:
     batches and a second processor for them (``COMPLIANCE_CHECK_HELPER`` decides otherwise,
     see above): ``_READERS`` of them when they can read the store themselves (``reading``),
     else one. None (an empty list) otherwise."""
-    import os
     from contextlib import ExitStack
 
-    from compliance.helper import Helper, cores
+    from compliance.helper import Helper
+
+    with ExitStack() as stack:
+        yield [stack.enter_context(Helper(_work, preload=_HELPERS_IMPORT))
+               for _ in range(_helper_count(runs, reading))]
+
+
+def _helper_count(runs: int, reading: bool) -> int:
+    """How many helpers ``_helpers`` starts."""
+    import os
+
+    from compliance.helper import cores
 
     wanted = os.environ.get(HELPER_VARIABLE, "").strip()
     if runs < 2 or wanted == "0" or (wanted != "1" and (runs < _HELPED_FROM or cores() < 2)):
-        yield []
-        return
-    with ExitStack() as stack:
-        yield [stack.enter_context(Helper(_work, preload=_HELPERS_IMPORT))
-               for _ in range(min(_READERS if reading else 1, runs - 1))]
+        return 0
+    return min(_READERS if reading else 1, runs - 1)
 
 
 def _history_from(tx: Transaction, first: Mapping[str, str]) -> dict[str, str]:

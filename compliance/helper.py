@@ -10,8 +10,8 @@ under ``if __name__ == "__main__":``).
 Where the platform has it, helpers are forked from a fork server instead: a process
 spawned fresh once per caller, which imports the modules the caller names (``preload``)
 once; each helper forked from it then starts with them imported, at no cost, instead of
-importing them again. (The server starts with the first helper, and keeps that helper's
-``preload``.) Nothing of the caller goes with them either way.
+importing them again. (The server starts with the first helper, or earlier with ``warm``,
+and keeps the ``preload`` it started with.) Nothing of the caller goes with them either way.
 
 A job's exception is raised again in the caller, with the helper's traceback as its cause;
 a helper that dies (killed, out of memory) is an error in the caller, never a silent hang.
@@ -23,7 +23,7 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
-__all__ = ["Helper", "HelperDied", "cores"]
+__all__ = ["Helper", "HelperDied", "cores", "warm"]
 
 
 class HelperDied(RuntimeError):
@@ -49,6 +49,19 @@ def _context(preload: Sequence[str]) -> Any:
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(list(preload))
     return context
+
+
+def warm(preload: Sequence[str] = ()) -> None:
+    """Start the fork server, which imports ``preload``, without waiting for it: helpers
+    started a little later then wait the less. Nothing where there is no fork server."""
+    import multiprocessing
+
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return
+    from multiprocessing import forkserver
+
+    _context(preload)
+    forkserver.ensure_running()
 
 
 def cores() -> int:

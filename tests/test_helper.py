@@ -12,7 +12,7 @@ import time
 import pytest
 
 from compliance.errors import ComplianceError, Problem
-from compliance.helper import Helper, HelperDied
+from compliance.helper import Helper, HelperDied, warm
 
 
 def _work(kind: str, value: int) -> object:
@@ -63,6 +63,20 @@ def test_helpers_are_forked_from_one_fork_server_where_there_is_one() -> None:
             helper.send("parent", 0)
         parents = {first.receive(), second.receive()}
     assert len(parents) == 1 and os.getpid() not in parents
+
+
+def test_warming_starts_the_fork_server_that_helpers_are_then_forked_from() -> None:
+    import multiprocessing
+    from multiprocessing import forkserver
+
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        pytest.skip("no fork server on this platform")
+    warm(("json",))
+    server = forkserver._forkserver._forkserver_pid  # type: ignore[attr-defined]
+    assert server is not None and server != os.getpid()
+    with Helper(_work) as helper:
+        helper.send("parent", 0)
+        assert helper.receive() == server
 
 
 def test_a_jobs_exception_is_raised_in_the_caller_with_the_helpers_traceback() -> None:
