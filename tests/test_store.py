@@ -635,6 +635,40 @@ def test_findings_are_kept_as_one_set_for_each_contract(
     store.dispose()
 
 
+def test_findings_written_at_once_for_other_contracts_are_numbered_apart(
+        make_store: Callable[[], StoreRef]) -> None:
+    """Two transactions replacing the records of two contracts at the same time: the second
+    numbers its findings only once the first has ended, after the first's."""
+    import threading
+
+    store = _loaded(make_store())
+    other = Store(store.url)
+    done: list[object] = []
+
+    def second() -> None:
+        try:
+            with other.transaction() as tx:
+                tx.replace_records(DARLINGTON_ID, _findings(DARLINGTON_ID, ["2017-06"], "d"),
+                                   [])
+            done.append("committed")
+        except Exception as exc:  # noqa: BLE001  (reported by the assertion below)
+            done.append(exc)
+
+    with store.transaction() as tx:
+        tx.replace_records(SUNDERLAND_ID, _findings(SUNDERLAND_ID, ["2018-01", "2018-02"],
+                                                    "s"), [])
+        thread = threading.Thread(target=second)
+        thread.start()
+        thread.join(timeout=1.5)  # waiting for this transaction (or done too soon)
+    thread.join()
+    assert done == ["committed"]
+    rows = _table_rows(store, "finding", "id")
+    assert [(r[0], r[1]) for r in rows] == [(1, SUNDERLAND_ID), (2, SUNDERLAND_ID),
+                                            (3, DARLINGTON_ID)]
+    store.dispose()
+    other.dispose()
+
+
 def test_upgrade_to_finding_sets_keeps_each_finding_and_its_id(
         cli: Callable[..., Result], db_path: StoreRef) -> None:
     """0008: a table of findings becomes a set for each contract, its findings' ids kept; a

@@ -935,6 +935,14 @@ class Transaction:
         moment plus one."""
         sets = _table(FindingSet)
         conn = self.session.connection()
+        if conn.dialect.name == "postgresql":
+            # Numbered by one transaction at a time, until it ends (SQLite's write lock does
+            # this for the whole store): another check's findings, of other contracts, would
+            # otherwise be numbered from the same largest id.
+            from sqlalchemy import text
+
+            conn.execute(text("SELECT pg_advisory_xact_lock(:space, :key)"),
+                         _FINDING_NUMBERING)
         held = {str(cid): int(last) for cid, last in conn.execute(
             select(sets.c.contract_id, sets.c.first_id + sets.c.size - 1)
             .where(sets.c.size > 0))}
@@ -1053,6 +1061,10 @@ class Transaction:
         query = select(AuditEntry).order_by(col(AuditEntry.id).desc()).limit(limit)
         return list(self.session.execute(query).scalars())
 
+
+# The advisory lock findings are numbered under on PostgreSQL: the two-key form, whose keys
+# are apart from the one-key locks of contracts (Transaction.lock).
+_FINDING_NUMBERING = {"space": 0x636F6D70, "key": 1}
 
 # Rows an insert prepares and sends at a time, and rows a read fetches at a time.
 _INSERT_CHUNK = 50_000
