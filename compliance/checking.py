@@ -413,7 +413,8 @@ def _judged_where_read(helpers: list[Helper], url: str, read: Callable[[int], _I
                        seconds: dict[str, float]) -> Iterator[Judged]:
     """Each batch judged, in order: the first here, the others by the helpers in turn, each
     of which first reads all of its batches from the store itself (``url``, opened for
-    reading) while this process judges the first.
+    reading) while this process judges the first. When the others do not share out evenly
+    among the helpers, the last is judged here too, once the helpers are at work.
 
     The helpers see the store as last committed, which is what this transaction would read:
     it has written nothing yet, and holds SQLite's write lock, or on PostgreSQL the
@@ -421,7 +422,11 @@ def _judged_where_read(helpers: list[Helper], url: str, read: Callable[[int], _I
     every helper has read: on SQLite this transaction's writes could otherwise need the file
     to itself while a helper reads."""
     ways = len(helpers)
-    theirs = [list(range(1 + j, count, ways)) for j in range(ways)]
+    rest = list(range(1, count))
+    # When the batches after the first do not share out evenly, the last is judged here too
+    # (while the helpers judge theirs), so that the helpers end together.
+    last = rest.pop() if len(rest) % ways else None
+    theirs = [rest[j::ways] for j in range(ways)]
     for helper, batches_of in zip(helpers, theirs, strict=True):
         helper.send("read", url, [(k, plan(k)) for k in batches_of])
     first = _judge(read(0), periods)
@@ -429,11 +434,16 @@ def _judged_where_read(helpers: list[Helper], url: str, read: Callable[[int], _I
         seconds["read"] += helper.receive()
         if batches_of:
             helper.send("judge", batches_of[0], periods)
+    ended = _judge(read(last), periods) if last is not None else None
     yield first
     for k in range(1, count):
+        if k == last:
+            assert ended is not None
+            yield ended
+            continue
         helper = helpers[(k - 1) % ways]
         judged = helper.receive()
-        if k + ways < count:
+        if k + ways < len(rest) + 1:
             helper.send("judge", k + ways, periods)
         yield judged
 

@@ -152,12 +152,14 @@ class _Answers:
         monkeypatch.setattr(Helper, "receive", receive)
 
 
-@pytest.mark.parametrize("helper", ["0", "1"], ids=["here", "helper"])
+@pytest.mark.parametrize(("helper", "limit", "runs"), [
+    ("0", 2500, 3), ("1", 2500, 3), ("1", 1000, 6)], ids=["here", "helpers", "six batches"])
 def test_a_check_in_batches_is_a_check_of_all_at_once(
         make_store: Callable[[], StoreRef], tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch, helper: str) -> None:
+        monkeypatch: pytest.MonkeyPatch, helper: str, limit: int, runs: int) -> None:
     """In batches, each judged in the checking process or (but the first) in a helper
-    process while the last is written: the same as one pass."""
+    process while the last is written: the same as one pass. Of six batches, the five after
+    the first do not share out evenly between two helpers: the last is judged here too."""
     data = tmp_path / "data"
     bench_generator().generate(6000, data, seed=3)  # 6 contracts, 25 months
     whole, whole_run = _store_with_returns(make_store, data)
@@ -174,12 +176,14 @@ def test_a_check_in_batches_is_a_check_of_all_at_once(
     answers = _Answers(monkeypatch)
     expected = _outputs(whole, whole_run)
     assert answers.count == 0  # one batch: no helper
-    monkeypatch.setattr(checking, "_BATCH_MEASURE_PERIODS", 2500)  # about 2 contracts each
+    # About two contracts a batch, or one.
+    monkeypatch.setattr(checking, "_BATCH_MEASURE_PERIODS", limit)
     monkeypatch.setattr(checking, "run_check", spied)
     got = _outputs(parts, parts_run)
-    # Three checks and a re-derivation (never in a helper), of three batches each: the
-    # helpers (two each time) read their batches from the store themselves.
-    assert answers.count == (6 if helper == "1" else 0)
+    # Three checks and a re-derivation (never in a helper), of three or six batches each:
+    # the helpers (two each time) read their batches from the store themselves, and judge
+    # all but the first (and, of six, the last).
+    assert answers.count == {("0", 3): 0, ("1", 3): 3 * 2, ("1", 6): 3 * 4}[helper, runs]
     assert answers.reads == (6 if helper == "1" else 0)
 
     for name in ("latest", "all", "again", "rederived", "escalations"):
@@ -195,10 +199,10 @@ def test_a_check_in_batches_is_a_check_of_all_at_once(
 
     # The first check ran in batches, each reporting its stages; progress only rises.
     first = stages[:stages.index(("done", stages[-1][2], stages[-1][2])) + 1]
-    assert [s for s, _, _ in first].count("assessing and running the rules") == 3
+    assert [s for s, _, _ in first].count("assessing and running the rules") == runs
     done = [d for _, d, _ in first]
     assert done == sorted(done) and len({t for _, _, t in first}) == 1
-    assert done[-1] == first[-1][2] == 9
+    assert done[-1] == first[-1][2] == 3 * runs
 
 
 @pytest.mark.parametrize("helper", ["0", "1"], ids=["here", "helper"])
