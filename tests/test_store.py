@@ -902,3 +902,25 @@ def test_a_transaction_that_has_written_is_not_shared(make_store: Callable[[], S
         shared = tx.shared_url()
     assert (shared is None) is (store.engine.dialect.name == "sqlite")
     store.dispose()
+
+
+def test_the_views_show_every_field_the_sets_hold() -> None:
+    """The views are made by migrations from the fields they froze: a field the sets gain
+    needs a migration that makes the view again (this test then names the new one)."""
+    import importlib.util
+
+    from compliance.store import packed
+
+    def frozen(name: str) -> object:
+        path = Path(packed.__file__).parent / "migrations" / "versions" / f"{name}.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    assessments, findings = frozen("0007_assessment_sets"), frozen("0008_finding_sets")
+    assert (assessments.FIELDS, assessments.FLOATS, assessments.INTEGERS) == (  # type: ignore[attr-defined]
+        packed.FIELDS, packed.FLOATS, packed.INTEGERS)
+    assert (findings.FINDING_FIELDS, findings.FINDING_FLOATS) == (  # type: ignore[attr-defined]
+        packed.FINDING_FIELDS, packed.FINDING_FLOATS)

@@ -33,10 +33,20 @@ _COLUMNS = ["contract_id", "period", "measure_id", "check_run_id", "schedule_ver
             "variation", "assurance", "figure_version"]
 
 
+# The fields of a set the view shows after measure_id, in its order, as this revision wrote
+# them (a revision's schema stays as it was, whatever the code's sets hold later).
+FIELDS = ("measure_id", "schedule_version", "figure_period", "figure_version", "value",
+          "source", "sources", "source_spread", "target_low", "target_high", "tolerance_low",
+          "tolerance_high", "compared_with", "status", "rag", "direction", "previous_value",
+          "change", "forecast", "forecast_status", "reason", "variation", "assurance")
+FLOATS = frozenset({"value", "source_spread", "target_low", "target_high", "tolerance_low",
+                    "tolerance_high", "compared_with", "previous_value", "change",
+                    "forecast"})
+INTEGERS = frozenset({"schedule_version", "figure_version", "sources"})
+
+
 def _view(dialect: str) -> str:
     """The ``assessment`` view: the current sets' assessments, a row for each measure."""
-    from compliance.store.packed import FIELDS, FLOATS, INTEGERS
-
     if dialect == "postgresql":
         def field(name: str) -> str:
             value = f"(doc.d -> '{name}' ->> (m.n - 1)::integer)"
@@ -170,8 +180,6 @@ def downgrade() -> None:
 def _plain(name: str, value: object) -> object:
     """A value as the table's column takes it: NaN as NULL, whole numbers as ints."""
     import math
-
-    from compliance.store.packed import INTEGERS
 
     if isinstance(value, float) and math.isnan(value):
         return None

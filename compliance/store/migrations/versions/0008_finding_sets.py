@@ -30,10 +30,15 @@ _COLUMNS = ["id", "contract_id", "measure_id", "period", "figure_period", "type"
             "rule", "description", "value", "compared_with", "status", "settings", "facts"]
 
 
+# The fields of a set, in the view's order, as this revision wrote them (a revision's
+# schema stays as it was, whatever the code's sets hold later).
+FINDING_FIELDS = ("measure_id", "period", "figure_period", "type", "severity", "rule",
+                  "description", "value", "compared_with", "status", "settings", "facts")
+FINDING_FLOATS = frozenset({"value", "compared_with"})
+
+
 def _view(dialect: str) -> str:
     """The ``finding`` view: the sets' findings, a row for each."""
-    from compliance.store.packed import FINDING_FIELDS, FINDING_FLOATS
-
     if dialect == "postgresql":
         def field(name: str) -> str:
             value = f"(doc.d -> '{name}' ->> (m.n - 1)::integer)"
