@@ -281,7 +281,12 @@ def run_check(tx: Transaction, schedules: dict[str, Schedule], periods: Sequence
             for name, value in (*written.items(), *derived.items()):
                 counts[name] = counts.get(name, 0) + value
             parts.append((assessments, rules, records))
-        helped = len(runs) - 1 if helpers else 0
+        if not helpers:
+            helped = 0
+        elif url is None:
+            helped = len(runs) - 1
+        else:
+            helped = sum(len(mine) for mine in _shared(len(runs), len(helpers))[0])
     report("done", steps, steps)
     return CheckResult(schedules=schedules, periods=list(periods), counts=counts,
                        versions={(s.id, v): s for s, v, _ in in_force}, parts=parts,
@@ -422,11 +427,7 @@ def _judged_where_read(helpers: list[Helper], url: str, read: Callable[[int], _I
     every helper has read: on SQLite this transaction's writes could otherwise need the file
     to itself while a helper reads."""
     ways = len(helpers)
-    rest = list(range(1, count))
-    # When the batches after the first do not share out evenly, the last is judged here too
-    # (while the helpers judge theirs), so that the helpers end together.
-    last = rest.pop() if len(rest) % ways else None
-    theirs = [rest[j::ways] for j in range(ways)]
+    theirs, last = _shared(count, ways)
     for helper, batches_of in zip(helpers, theirs, strict=True):
         helper.send("read", url, [(k, plan(k)) for k in batches_of])
     first = _judge(read(0), periods)
@@ -443,9 +444,18 @@ def _judged_where_read(helpers: list[Helper], url: str, read: Callable[[int], _I
             continue
         helper = helpers[(k - 1) % ways]
         judged = helper.receive()
-        if k + ways < len(rest) + 1:
+        if k + ways in theirs[(k - 1) % ways]:
             helper.send("judge", k + ways, periods)
         yield judged
+
+
+def _shared(count: int, ways: int) -> tuple[list[list[int]], int | None]:
+    """The batches each of ``ways`` helpers judges, and the last batch when this process
+    judges it too: when the batches after the first do not share out evenly, so that the
+    helpers end together (it is judged while they judge theirs)."""
+    rest = list(range(1, count))
+    last = rest.pop() if ways and len(rest) % ways else None
+    return [rest[j::ways] for j in range(ways)], last
 
 
 # In a helper process: the batches it has read, by number, until each is judged.

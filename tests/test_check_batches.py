@@ -166,11 +166,14 @@ def test_a_check_in_batches_is_a_check_of_all_at_once(
     parts, parts_run = _store_with_returns(make_store, data)
 
     stages: list[tuple[str, int, int]] = []
+    helped: list[int] = []
     real_run_check = checking.run_check
 
     def spied(*args: Any, **kwargs: Any) -> Any:
         kwargs["progress"] = lambda *call: stages.append(call)
-        return real_run_check(*args, **kwargs)
+        result = real_run_check(*args, **kwargs)
+        helped.append(result.helped)
+        return result
 
     monkeypatch.setenv(checking.HELPER_VARIABLE, helper)
     answers = _Answers(monkeypatch)
@@ -185,6 +188,7 @@ def test_a_check_in_batches_is_a_check_of_all_at_once(
     # all but the first (and, of six, the last).
     assert answers.count == {("0", 3): 0, ("1", 3): 3 * 2, ("1", 6): 3 * 4}[helper, runs]
     assert answers.reads == (6 if helper == "1" else 0)
+    assert helped == [answers.count // 3] * 3  # the check's own account of it
 
     for name in ("latest", "all", "again", "rederived", "escalations"):
         assert got[name] == expected[name], name
@@ -331,3 +335,10 @@ def test_the_records_a_check_stores_give_back_the_rules_findings_and_escalations
     assert again.settings == rules.settings
     first = rules.escalations[0]
     assert EscalationRecord.from_row(first.row()).row() == first.row()
+
+
+def test_the_batches_after_the_first_are_shared_out_and_an_odd_last_is_judged_here() -> None:
+    assert checking._shared(3, 2) == ([[1], [2]], None)
+    assert checking._shared(12, 2) == ([[1, 3, 5, 7, 9], [2, 4, 6, 8, 10]], 11)
+    assert checking._shared(6, 1) == ([[1, 2, 3, 4, 5]], None)
+    assert checking._shared(2, 1) == ([[1]], None)
