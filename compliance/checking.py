@@ -315,7 +315,7 @@ class _Records:
 
         found = packed.unpacked_findings((cid, 0, doc) for cid, doc in zip(
             self.findings.contracts, self.findings.documents, strict=True))
-        findings = pd.DataFrame(found, columns=list(packed.FINDING_COLUMNS)).rename(
+        findings = pd.DataFrame(found, columns=list(packed.STORED_FINDING_COLUMNS)).rename(
             columns={"contract_id": "contract", "measure_id": "measure"})
         findings = findings[FINDING_COLUMNS].astype({"value": "float64",
                                                      "compared_with": "float64"})
@@ -338,9 +338,9 @@ def _records(schedules: Mapping[str, Schedule], rules: RulesResult) -> _Records:
         if e.contract in escalations:
             escalations[e.contract].append(e.row())
     rows = [row for held in escalations.values() for row in held]
-    names = dict.fromkeys(name for row in rows[:1] for name in row)
     return _Records(findings=finding_sets(findings),
-                    escalations={name: [row[name] for row in rows] for name in names})
+                    escalations={name: [row[name] for row in rows] for name in rows[0]}
+                    if rows else {})
 
 
 # The columns of a check's assessments that are stored (Transaction.save_assessments) and
@@ -611,8 +611,7 @@ def _record(tx: Transaction, schedules: Mapping[str, Schedule], rules: RulesResu
     # Every contract's records replaced at once, contract by contract in the schedules' order.
     if records is None:
         records = _records(schedules, rules)
-    escalations: Any = records.escalations or []
-    written = tx.replace_records(list(schedules), records.findings, escalations)
+    written = tx.replace_records(list(schedules), records.findings, records.escalations)
     return {"findings": written["findings"], "escalations": written["escalations"]}
 
 

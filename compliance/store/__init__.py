@@ -896,7 +896,7 @@ class Transaction:
         as replacing the contracts' rows of a table one after the other would number them.
         The findings are the rules' frame of them, or its sets when they have been made
         already (``finding_sets(findings)``, in another process, say). The escalations are
-        rows, or their columns (lists of equal length by column name)."""
+        rows, or their columns (lists of equal length by column name; none when empty)."""
         from compliance.store.packed import FindingSets, finding_sets
 
         conn = self.session.connection()
@@ -921,7 +921,7 @@ class Transaction:
             "findings": [sets.documents[k] for k in order]})
         columns = _table(Escalation).c.keys()
         if isinstance(escalations, Mapping):
-            data = {name: escalations[name] for name in columns}
+            data = {name: escalations[name] if escalations else [] for name in columns}
         else:
             data = {name: [e.get(name) for e in escalations] for name in columns}
         escalated = self._insert(_table(Escalation), data)

@@ -145,8 +145,8 @@ def _dtype(name: str, column: list[Any]) -> Any:
 FINDING_FIELDS = ("measure_id", "period", "figure_period", "type", "severity", "rule",
                   "description", "value", "compared_with", "status", "settings", "facts")
 FINDING_FLOATS = frozenset({"value", "compared_with"})
-# The columns of findings read back from the store, in order.
-FINDING_COLUMNS = ("id", "contract_id", *FINDING_FIELDS)
+# The columns of findings read back from the store (the ``finding`` view's), in order.
+STORED_FINDING_COLUMNS = ("id", "contract_id", *FINDING_FIELDS)
 # What makes a finding one of its own: no two findings of a contract share all of these.
 FINDING_KEY = ("measure_id", "period", "type", "rule")
 
@@ -159,13 +159,6 @@ class FindingSets:
     contracts: list[str]
     sizes: list[int]
     documents: list[str]
-
-    def of(self, contracts: Iterable[str]) -> FindingSets:
-        """Only the sets of the contracts given (in this order)."""
-        wanted = set(contracts)
-        kept = [k for k, cid in enumerate(self.contracts) if cid in wanted]
-        return FindingSets([self.contracts[k] for k in kept], [self.sizes[k] for k in kept],
-                           [self.documents[k] for k in kept])
 
 
 def finding_sets(findings: pd.DataFrame) -> FindingSets:
@@ -203,7 +196,7 @@ def finding_sets(findings: pd.DataFrame) -> FindingSets:
 
 def unpacked_findings(sets: Iterable[tuple[str, int, str]]) -> list[dict[str, Any]]:
     """The findings of sets given as (contract, first id, document), one dict per finding
-    with the keys of ``FINDING_COLUMNS``, in order of id."""
+    with the keys of ``STORED_FINDING_COLUMNS``, in order of id."""
     import orjson
 
     rows: list[dict[str, Any]] = []
