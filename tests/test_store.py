@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -902,6 +903,49 @@ def test_a_transaction_that_has_written_is_not_shared(make_store: Callable[[], S
         shared = tx.shared_url()
     assert (shared is None) is (store.engine.dialect.name == "sqlite")
     store.dispose()
+
+
+def test_writes_handed_to_the_disk_before_the_commit_change_nothing(
+        make_store: Callable[[], StoreRef], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``write_behind`` syncs a SQLite store's own file in the middle of a transaction; what
+    the transaction then commits, or rolls back, is as it would be without it. Nothing to
+    sync in memory or on PostgreSQL."""
+    synced: list[str] = []
+    real = getattr(os, "fdatasync", os.fsync)
+
+    def sync(handle: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{handle}"))
+        real(handle)
+
+    monkeypatch.setattr(os, "fdatasync", sync)
+    ref = make_store()
+    store = _loaded(ref)
+    sqlite = store.engine.dialect.name == "sqlite"
+    rows = [(SUNDERLAND_ID, "KPI1", "2018-09", 90.0, NAN, NAN, "", 0, "", 2)]
+    with store.transaction("tester") as tx:
+        tx.submit(_figures(rows, "a.csv"), {"a.csv": "1" * 64})
+        assert tx.write_behind() is sqlite
+        assert tx.latest_figures([SUNDERLAND_ID])["value"].tolist() == [90.0]
+    if sqlite:
+        assert synced == [str(Path(store.engine.url.database).resolve())]
+    else:
+        assert synced == []
+    with pytest.raises(RuntimeError, match="undone"):
+        with store.transaction("tester") as tx:
+            tx.submit(_figures([(*rows[0][:2], "2018-10", *rows[0][3:])], "b.csv"),
+                      {"b.csv": "2" * 64})
+            tx.write_behind()
+            raise RuntimeError("undone")
+    with store.reading() as tx:
+        assert tx.latest_figures([SUNDERLAND_ID])["period"].tolist() == ["2018-09"]
+    store.dispose()
+    memory = Store("sqlite://")
+    memory.init()
+    with memory.transaction("tester") as tx:
+        assert tx.write_behind() is False
+    memory.dispose()
+    assert len(synced) == (2 if sqlite else 0)
 
 
 def test_the_views_show_every_field_the_sets_hold() -> None:
