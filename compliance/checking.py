@@ -502,8 +502,9 @@ _READERS = 2
 
 
 # What a helper works with, imported once for all helpers (see compliance.helper).
-_HELPERS_IMPORT = ("compliance.checking", "compliance.store", "compliance.assess",
-                   "compliance.escalation", "compliance.spc", "pandas")
+_HELPERS_IMPORT = ("compliance.checking", "compliance.store", "compliance.store.packed",
+                   "compliance.assess", "compliance.escalation", "compliance.spc", "orjson",
+                   "pandas", "numpy.rec")
 
 
 @contextmanager

@@ -354,3 +354,48 @@ def test_the_batches_after_the_first_are_shared_out_and_an_odd_last_is_judged_he
     assert checking._shared(12, 2) == ([[1, 3, 5, 7, 9], [2, 4, 6, 8, 10]], 11)
     assert checking._shared(6, 1) == ([[1, 2, 3, 4, 5]], None)
     assert checking._shared(2, 1) == ([[1]], None)
+
+
+_HELPER_SCRIPT = """
+import json, sys
+from compliance import checking
+for name in checking._HELPERS_IMPORT:
+    __import__(name)
+loaded = set(sys.modules)
+url, periods = sys.argv[1], json.loads(sys.argv[2])
+from compliance.store import Store
+store = Store(url, reading=True)
+with store.reading() as tx:
+    schedules = tx.schedules(None)
+    ids = list(schedules)
+    plan = (schedules, {c: max(periods) for c in ids}, {c: min(periods) for c in ids},
+            tx.schedule_versions(ids))
+store.dispose()
+assert checking._work("read", url, [(1, plan)]) >= 0
+judged = checking._work("judge", 1, periods)
+assert len(judged[0]) and len(judged[4].findings.contracts)
+print(json.dumps(sorted(set(sys.modules) - loaded)))
+"""
+
+
+def test_what_a_helper_reads_and_judges_with_is_imported_once_by_the_fork_server(
+        tmp_path: Path) -> None:
+    """Every module a helper's jobs use is among those the fork server imports before it
+    forks the helpers (``_HELPERS_IMPORT``): none is imported again in each helper."""
+    import subprocess
+    import sys
+
+    data = tmp_path / "data"
+    bench_generator().generate(2000, data, seed=3)
+    ref = StoreRef(f"sqlite:///{tmp_path / 'store.db'}")
+    run = cli_on(ref.url)
+    assert run("contract", "load", *sorted((data / "contracts").glob("*.yaml"))).exit_code == 0
+    assert run("submit", data / "returns.csv").exit_code == 0
+    periods = bench_generator().periods()
+    done = subprocess.run([sys.executable, "-c", _HELPER_SCRIPT, ref.url, json.dumps(periods)],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    imported = json.loads(done.stdout.strip().splitlines()[-1])
+    # (The database's driver and durable-rules, a few milliseconds each, are left to each.)
+    assert [name for name in imported if name.split(".")[0] in ("compliance", "orjson",
+                                                                 "pandas", "numpy")] == []
