@@ -426,9 +426,9 @@ def _print_check(result: CheckResult, format: Format) -> None:
     else:
         console = _console()
         for doc in docs:
-            console.print(_scorecard(doc, result.schedules[doc["contract"]]))
+            _scorecard(doc, result.schedules[doc["contract"]]).write(console)
             for table in _record_tables(doc, result.schedules[doc["contract"]]):
-                console.print(table)
+                table.write(console)
 
 
 def _print_json_documents(docs: Iterator[dict[str, Any]]) -> None:
@@ -449,9 +449,8 @@ def _print_json_documents(docs: Iterator[dict[str, Any]]) -> None:
 
 
 def _record_tables(doc: dict[str, Any], schedule: Schedule) -> list[Any]:
-    from rich.table import Table
-
     from compliance.periods import month_name
+    from compliance.tables import Table
 
     tables = []
     records = doc["breaches"] + doc["data_quality"] + doc["watch"]
@@ -491,21 +490,21 @@ def _csv_cell(value: Any) -> str:
 
 
 def _scorecard(doc: dict[str, Any], schedule: Schedule) -> Any:
-    from rich.table import Table
     from rich.text import Text
 
     from compliance import present
     from compliance.periods import financial_year, month_name
+    from compliance.tables import Table
 
     period = doc["period"]
     table = Table(
         title=f"{schedule.contract.title}\n{schedule.contract.provider} — {month_name(period)}"
               f" (financial year {financial_year(period, schedule.contract.year_start_month)})",
-        title_justify="left", show_lines=False, header_style="bold")
+        title_justify="left", header_style="bold")
     for name, justify in (("Measure", "left"), ("Title", "left"), ("Figure", "right"),
                           ("Target", "right"), ("Tolerance", "right"), ("Status", "left"),
                           ("Travel", "left"), ("Variation", "left"), ("Assurance", "left")):
-        table.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
+        table.add_column(name, justify=justify, overflow="fold")
     for a in doc["assessments"]:
         unit = a["unit"]
         fig = present.figure(a["value"], unit)
@@ -571,7 +570,7 @@ def _emit_escalations(rows: list[dict[str, Any]], format: Format, out: Path | No
     from compliance.periods import month_name
 
     if format is Format.table:
-        from rich.table import Table
+        from compliance.tables import Table
 
         # Rows come contract by contract: with more than one contract, a table for each,
         # named by it, so that every measure is seen with its contract.
@@ -606,14 +605,14 @@ def _emit_escalations(rows: list[dict[str, Any]], format: Format, out: Path | No
         if out is None:
             console = _console()
             for table in tables:
-                console.print(table)
+                table.write(console)
             return
         from rich.console import Console
 
         with _atomic(out) as handle:
             console = Console(file=handle, width=160, no_color=True, **_AS_WRITTEN)
             for table in tables:
-                console.print(table)
+                table.write(console)
         return
     fields = ["contract", "forum", "level", "measure", "title", "kind", "opened", "status",
               "resolved", "period", "figure", "target", "rule", "rule_text", "silenced_until",
@@ -789,9 +788,8 @@ def overdue(
             writer.writerow([r["contract"], _csv_cell(r["provider"]), r["period"], r["due"],
                              r["days_late"]])
         return
-    from rich.table import Table
-
     from compliance.periods import month_name
+    from compliance.tables import Table
 
     table = Table(title=f"Returns overdue on {today.isoformat()}", title_justify="left",
                   header_style="bold")
@@ -802,7 +800,7 @@ def overdue(
                       str(r["days_late"]))
     if not rows:
         table.caption = "No return is overdue."
-    _console().print(table)
+    table.write(_console())
 
 
 @app.command()
@@ -938,9 +936,8 @@ def history(
             used = " ".join(f"#{u['check']}({u['period']})" for u in row["used_by"])
             writer.writerow([_csv_cell(row[f]) for f in fields[:-1]] + [used])
         return
-    from rich.table import Table
-
     from compliance import present
+    from compliance.tables import Table
 
     unit = schedule.measure(measure).unit
     table = Table(title=f"{contract} {measure}: every figure received", title_justify="left",
@@ -956,7 +953,7 @@ def history(
                       row["submitted_by"], f"{row['file']}:{row['row']}", used)
     if not rows:
         table.caption = "No figures received."
-    _console().print(table)
+    table.write(_console())
 
 
 def _known_measure(schedule: Schedule, measure: str) -> None:
@@ -997,7 +994,7 @@ def audit(
                              _csv_cell(json.dumps(e["arguments"])),
                              _csv_cell(json.dumps(e["counts"]))])
         return
-    from rich.table import Table
+    from compliance.tables import Table
 
     table = Table(title="Audit trail (latest first)", title_justify="left", header_style="bold")
     for name in ("#", "When (UTC)", "Who", "Command", "Arguments", "Written"):
@@ -1006,7 +1003,7 @@ def audit(
         args = "; ".join(f"{k}={v}" for k, v in e["arguments"].items())
         counts = ", ".join(f"{k} {v}" for k, v in e["counts"].items())
         table.add_row(str(e["id"]), e["at"][:19], e["actor"], e["command"], args, counts)
-    _console().print(table)
+    table.write(_console())
 
 
 def _report_data(tx: Transaction, contract: str, month: str) -> dict[str, Any]:
