@@ -553,7 +553,7 @@ def escalations(
         store = _store()
         with store.transaction(state.user) as tx:
             schedules = tx.schedules(contract or None)
-            found = [e.model_dump() for e in tx.escalations(list(schedules))]
+            found = tx.escalation_rows(list(schedules))
             notes = tx.notes(list(schedules))
             # Each contract's assessments of the latest month checked, in one query.
             latest = {(row["contract_id"], row["measure_id"]): row

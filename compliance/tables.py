@@ -19,7 +19,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from rich.cells import cell_len, get_character_cell_size
+from rich.cells import cell_len as _cell_len
+from rich.cells import get_character_cell_size
 
 __all__ = ["Table"]
 
@@ -33,6 +34,11 @@ _BOTTOM = ("└", "─", "┴", "┘")
 _PADDING = 1  # a space each side of every cell
 
 _WORDS = re.compile(r"\s*\S+\s*")
+
+
+def cell_len(text: str) -> int:
+    """The cells a text takes on a terminal (rich's count; one a character in ASCII)."""
+    return len(text) if text.isascii() else _cell_len(text)
 
 
 @dataclass

@@ -591,6 +591,13 @@ def test_records_of_several_contracts_replaced_at_once(
     assert [r[9] for r in findings] == [80.0, None, 80.0, None, 80.0, 80.0]
     assert [(r[0], r[2]) for r in _table_rows(together, "escalation", "contract_id, opened")] \
         == [("c2", "2018-01"), ("c3", "2018-03"), ("c3", "2018-05")]
+    # Read as rows, without an object each, the escalations are what the objects hold.
+    with together.reading() as tx:
+        for contracts in (None, ["c3"], ["c1", "c2"], []):
+            rows = tx.escalation_rows(contracts)
+            assert rows == [e.model_dump() for e in tx.escalations(contracts)]
+            assert len(rows) == {None: 3, 1: 2, 2: 1, 0: 0}[
+                None if contracts is None else len(contracts)]
     for store in stores:
         store.dispose()
 
