@@ -47,6 +47,41 @@ class CheckResult:
         stored), settings and packs. Which rules fired on which facts is not kept."""
         return _merged([records.rules(rules) for _, rules, records in self.parts])
 
+    def shown_records(self) -> tuple[dict[tuple[str, str], list[dict[str, Any]]],
+                                     dict[str, list[dict[str, Any]]]]:
+        """What the check's output shows of the records, read from them as stored (without
+        making every finding of every month again, as ``rules`` does): the findings of the
+        periods checked, by contract and period, each with the fields of
+        ``escalation.FINDING_COLUMNS`` (missing numbers None); and each contract's
+        escalations, as ``escalation_as_at`` reads them (their histories read)."""
+        import orjson
+
+        from compliance.store.packed import FINDING_FIELDS
+
+        wanted = set(self.periods)
+        names = ["contract" if n == "contract_id" else "measure" if n == "measure_id" else n
+                 for n in FINDING_FIELDS]
+        at_period = FINDING_FIELDS.index("period")
+        findings: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        escalations: dict[str, list[dict[str, Any]]] = {}
+        for _, _, records in self.parts:
+            for cid, document in zip(records.findings.contracts, records.findings.documents,
+                                     strict=True):
+                doc = orjson.loads(document)
+                for values in zip(*(doc[n] for n in FINDING_FIELDS), strict=True):
+                    if values[at_period] in wanted:
+                        findings.setdefault((cid, values[at_period]), []).append(
+                            {"contract": cid, **dict(zip(names, values, strict=True))})
+            columns = records.escalations
+            for k, cid in enumerate(columns.get("contract_id", ())):
+                escalations.setdefault(cid, []).append({
+                    "measure_id": columns["measure_id"][k], "opened": columns["opened"][k],
+                    "history": orjson.loads(columns["history"][k]),
+                    "resolved": columns["resolved"][k],
+                    "silenced_until": columns["silenced_until"][k],
+                    "silence_reason": columns["silence_reason"][k]})
+        return findings, escalations
+
 
 def spc_settings(schedules: Mapping[str, Schedule]) -> dict[str, Any]:
     """Each contract's XmR chart settings (its schedule's ``spc`` block over the defaults)."""

@@ -26,20 +26,9 @@ def check_documents(result: CheckResult) -> Iterator[dict[str, Any]]:
     many contracts and months need not hold every document at once."""
     from compliance.escalation import records
 
-    found = result.rules.findings
-    # The records of every period replayed, of which the documents show the periods checked;
-    # each document's found by its contract and period, not by scanning all of them.
-    findings: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for f in (records(found[found["period"].isin(list(result.periods))]) if len(found)
-              else []):
-        findings.setdefault((f["contract"], f["period"]), []).append(f)
-    # Each contract's escalations, as escalation_as_at reads them.
-    escalations: dict[str, list[dict[str, Any]]] = {}
-    for e in result.rules.escalations:
-        escalations.setdefault(e.contract, []).append({
-            "measure_id": e.measure, "opened": e.opened, "history": e.history,
-            "resolved": e.resolved, "silenced_until": e.silenced_until,
-            "silence_reason": e.silence_reason})
+    # The records of every period replayed, of which the documents show the periods checked,
+    # each document's found by its contract and period; and each contract's escalations.
+    findings, escalations = result.shown_records()
     assessments = result.assessments
     # Each (contract, period)'s rows, in the order of the assessments, made into dicts some
     # 50,000 rows at a time.

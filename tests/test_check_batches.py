@@ -348,6 +348,24 @@ def test_the_records_a_check_stores_give_back_the_rules_findings_and_escalations
     first = rules.escalations[0]
     assert EscalationRecord.from_row(first.row()).row() == first.row()
 
+    # What the output shows of them, read from the records as stored: the findings of the
+    # periods checked and every escalation, as made from the rules' own results.
+    from compliance.escalation import records as as_rows
+
+    periods = ["2018-07", "2018-09"]
+    result = checking.CheckResult(schedules=schedules, periods=periods, counts={},
+                                  versions={}, parts=[(pd.DataFrame(), again, records)])
+    findings, escalations = result.shown_records()
+    expected: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for f in as_rows(rules.findings[rules.findings["period"].isin(periods)]):
+        expected.setdefault((f["contract"], f["period"]), []).append(
+            {k: None if isinstance(v, float) and v != v else v for k, v in f.items()})
+    assert findings == expected and sorted({p for _, p in findings}) == periods
+    assert escalations == {"sunderland-tfc": [
+        {"measure_id": e.measure, "opened": e.opened, "history": e.history,
+         "resolved": e.resolved, "silenced_until": e.silenced_until,
+         "silence_reason": e.silence_reason} for e in rules.escalations]}
+
 
 def test_the_batches_after_the_first_are_shared_out_and_an_odd_last_is_judged_here() -> None:
     assert checking._shared(3, 2) == ([[1], [2]], None)
