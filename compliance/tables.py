@@ -36,6 +36,19 @@ _PADDING = 1  # a space each side of every cell
 _WORDS = re.compile(r"\s*\S+\s*")
 
 
+# Control characters (but the line break) are left out of what is drawn, as rich leaves out
+# the bell, backspace, vertical tab, form feed and carriage return: a provider's text must
+# not move the cursor or colour the terminal. Tabs are expanded to spaces, as rich does.
+_CONTROLS = dict.fromkeys([*range(0x00, 0x09), *range(0x0B, 0x20), 0x7F, *range(0x80, 0xA0)])
+
+
+def _clean(text: str) -> str:
+    if text.isprintable():
+        return text
+    text = text.translate(_CONTROLS)
+    return text.expandtabs(8) if "\t" in text else text
+
+
 def cell_len(text: str) -> int:
     """The cells a text takes on a terminal (rich's count; one a character in ASCII)."""
     return len(text) if text.isascii() else _cell_len(text)
@@ -64,7 +77,7 @@ class Table:
         """A column; long words in it are always folded (rich's ``overflow="fold"``)."""
         if overflow != "fold":
             raise ValueError(f"only folded columns are drawn here, not {overflow!r}")
-        self.columns.append(_Column(header, justify))
+        self.columns.append(_Column(_clean(header), justify))
 
     def add_row(self, *cells: Any) -> None:
         """A row's cells: texts, or ``rich.text.Text`` with one style for the whole text."""
@@ -89,7 +102,7 @@ class Table:
         widths = self._widths(width)
         inner = sum(widths) + 2 * _PADDING * len(widths) + len(widths) + 1
         if self.title:
-            for line in _wrapped(self.title, inner):
+            for line in _wrapped(_clean(self.title), inner):
                 yield styled(_justify(line, inner, self.title_justify), "italic")
         yield _rule(_TOP, widths)
         yield from self._row([(c.header, self.header_style) for c in self.columns], widths,
@@ -99,7 +112,7 @@ class Table:
             yield from self._row(row, widths, _BODY, styled)
         yield _rule(_BOTTOM, widths)
         if self.caption:
-            for line in _wrapped(self.caption, inner):
+            for line in _wrapped(_clean(self.caption), inner):
                 yield styled(_justify(line, inner, self.caption_justify), "dim italic")
 
     def _widths(self, width: int) -> list[int]:
@@ -137,12 +150,12 @@ class Table:
 def _cell(value: Any) -> tuple[str, Any]:
     """A cell's text and style (None: none)."""
     if isinstance(value, str):
-        return value, None
+        return _clean(value), None
     plain = getattr(value, "plain", None)
     if plain is not None:  # rich.text.Text, one style for all of it
         style = value.style
-        return plain, (str(style) or None)
-    return str(value), None
+        return _clean(plain), (str(style) or None)
+    return _clean(str(value)), None
 
 
 def _rule(box: tuple[str, str, str, str], widths: Iterable[int]) -> str:

@@ -103,3 +103,17 @@ def test_a_row_of_the_wrong_width_is_refused() -> None:
         table.add_row("a", "b")
     with pytest.raises(ValueError, match="only folded"):
         table.add_column("B", overflow="ellipsis")
+
+
+def test_control_characters_in_a_providers_text_are_not_drawn() -> None:
+    """A provider's text cannot move the cursor or colour the terminal: control characters
+    are left out (rich leaves out some of them; escape too here), tabs become spaces."""
+    table = Table(title="Returns\x07 overdue", title_justify="left")
+    table.add_column("Provider\x1b[2J")
+    table.add_row("Acme\x1b[31m Care\x08\r\x0b\x0c\x7f\u009b")
+    table.add_row("tab\there\nnext line")
+    drawn = "\n".join(table.lines(80))
+    assert not any(ord(c) < 32 and c != "\n" or 0x7F <= ord(c) < 0xA0 for c in drawn)
+    assert "Acme[31m Care" in drawn and "Provider[2J" in drawn
+    assert "Returns overdue" in drawn
+    assert "│ tab     here  │" in drawn and "│ next line     │" in drawn
