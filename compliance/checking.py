@@ -68,10 +68,12 @@ class CheckResult:
             for cid, document in zip(records.findings.contracts, records.findings.documents,
                                      strict=True):
                 doc = orjson.loads(document)
-                for values in zip(*(doc[n] for n in FINDING_FIELDS), strict=True):
-                    if values[at_period] in wanted:
-                        findings.setdefault((cid, values[at_period]), []).append(
-                            {"contract": cid, **dict(zip(names, values, strict=True))})
+                fields = [doc[n] for n in FINDING_FIELDS]
+                for k, period in enumerate(fields[at_period]):
+                    if period in wanted:
+                        findings.setdefault((cid, period), []).append(
+                            {"contract": cid, **{name: values[k] for name, values
+                                                 in zip(names, fields, strict=True)}})
             columns = records.escalations
             for k, cid in enumerate(columns.get("contract_id", ())):
                 escalations.setdefault(cid, []).append({
