@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -431,11 +432,35 @@ def _print_check(result: CheckResult, format: Format) -> None:
                 table.write(console)
 
 
+def _json_text(value: Any) -> str:
+    """``json.dumps(value, indent=2, ensure_ascii=False, allow_nan=False)``: the same text,
+    written by orjson, ten times quicker (a national check of every month writes over a
+    gigabyte). The two write everything alike but a number between 1e-9 and 1e-4, which
+    orjson writes without an exponent (0.00001 for 1e-05) or with a one-digit one (9e-8 for
+    9e-08): a text with either in it, and a value orjson does not take, is written by
+    ``json`` instead. orjson writes a NaN, which is not JSON and which no output holds
+    (missing numbers are None), as null."""
+    import orjson
+
+    try:
+        text = orjson.dumps(value, option=orjson.OPT_INDENT_2).decode()
+    except TypeError:  # orjson.JSONEncodeError: keys that are not text, a number too large
+        text = "0.0000"
+    if "0.0000" in text or _SHORT_EXPONENT.search(text):
+        return json.dumps(value, indent=2, ensure_ascii=False, allow_nan=False)
+    return text
+
+
+# A number's exponent of one digit, as orjson writes 1e-9 to 1e-5 (json: two digits at least).
+# Text such as "re-1" matches too, and is then written by json: slower, never different.
+_SHORT_EXPONENT = re.compile(r"e-\d(?!\d)")
+
+
 def _print_json_documents(docs: Iterator[dict[str, Any]]) -> None:
     """One document as a JSON object, or several as a JSON list, written one document at a
     time: the text is what ``json.dumps(..., indent=2)`` of the whole would give."""
     def text(doc: Any) -> str:
-        return json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False)
+        return _json_text(doc)
 
     first, second = next(docs, None), next(docs, None)
     if first is None or second is None:
@@ -619,8 +644,7 @@ def _emit_escalations(rows: list[dict[str, Any]], format: Format, out: Path | No
               "silence_reason", "acknowledged_by", "acknowledged_at", "latest_note",
               "latest_note_by"]
     if format is Format.json:
-        text = json.dumps([{k: r[k] for k in fields} for r in rows], indent=2,
-                          ensure_ascii=False) + "\n"
+        text = _json_text([{k: r[k] for k in fields} for r in rows]) + "\n"
     else:
         import csv
         import io

@@ -491,3 +491,25 @@ def test_escalation_table_names_the_contract_of_each_measure(
     alone = cli("escalations", "--contract", "sunderland-tfc")
     assert alone.stdout.lstrip().splitlines()[0].strip() == "Escalations"
     assert "Escalations:" not in alone.stdout
+
+
+def test_json_written_by_orjson_is_the_text_json_dumps_writes() -> None:
+    """The commands' JSON is written by orjson where it gives the very text of
+    ``json.dumps(..., indent=2, ensure_ascii=False)``, and by json where it would not."""
+    import json as std_json
+    import random
+
+    from compliance.cli import _json_text
+
+    random.seed(7)
+    numbers = [random.uniform(-1, 1) * 10.0 ** random.randint(-12, 20) for _ in range(3000)]
+    numbers += [0.0, -0.0, 1e-4, 9.94e-05, 1e-05, 5e-324, 1e16, 1e22, 77.4, 100.0]
+    samples: list[object] = [
+        {"measure": "KPI1", "value": v, "target": [v, 2.5], "sources": 2, "ok": True,
+         "none": None, "empty": [], "nested": {}, "text": "£12,000 — ✓ \"q\" \\ \x1f é\u2028"}
+        for v in numbers]
+    samples += [[], {}, [[], [{}]], "text", 3, None, {"1": {"2": [1, 2.0]}}]
+    for value in samples:
+        assert _json_text(value) == std_json.dumps(value, indent=2, ensure_ascii=False)
+    # Keys that are not text, and numbers too large for orjson, are json's to write.
+    assert _json_text({1: [2 ** 70]}) == std_json.dumps({1: [2 ** 70]}, indent=2)
