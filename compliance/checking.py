@@ -41,12 +41,6 @@ class CheckResult:
     def assessments(self) -> pd.DataFrame:
         return _joined([assessments for assessments, _, _ in self.parts])
 
-    @cached_property
-    def rules(self) -> RulesResult:
-        """The rules' findings and escalations (made again from the records the check
-        stored), settings and packs. Which rules fired on which facts is not kept."""
-        return _merged([records.rules(rules) for _, rules, records in self.parts])
-
     def shown_records(self) -> tuple[dict[tuple[str, str], list[dict[str, Any]]],
                                      dict[str, list[dict[str, Any]]]]:
         """What the check's output shows of the records, read from them as stored (without
@@ -347,25 +341,6 @@ class _Records:
     findings: FindingSets
     escalations: dict[str, list[Any]]
 
-    def rules(self, rules: RulesResult) -> RulesResult:
-        """The rules' results with these findings and escalations."""
-        import pandas as pd
-
-        from compliance.escalation import FINDING_COLUMNS, EscalationRecord
-        from compliance.store import packed
-
-        found = packed.unpacked_findings((cid, 0, doc) for cid, doc in zip(
-            self.findings.contracts, self.findings.documents, strict=True))
-        findings = pd.DataFrame(found, columns=list(packed.STORED_FINDING_COLUMNS)).rename(
-            columns={"contract_id": "contract", "measure_id": "measure"})
-        findings = findings[FINDING_COLUMNS].astype({"value": "float64",
-                                                     "compared_with": "float64"})
-        names = list(self.escalations)
-        count = len(self.escalations[names[0]]) if names else 0
-        escalations = [EscalationRecord.from_row({n: self.escalations[n][k] for n in names})
-                       for k in range(count)]
-        return replace(rules, findings=findings, escalations=escalations)
-
 
 def _records(schedules: Mapping[str, Schedule], rules: RulesResult) -> _Records:
     """The records of the contracts of ``schedules`` among the rules' results."""
@@ -622,20 +597,6 @@ def _joined(frames: list[pd.DataFrame]) -> pd.DataFrame:
                 f = kept[k] = f.copy(deep=False)
                 f[name] = f[name].astype(dtype)
     return pd.concat(kept, ignore_index=True)
-
-
-def _merged(results: list[RulesResult]) -> RulesResult:
-    """The rules' results of the batches as one."""
-    from compliance.escalation import RulesResult
-
-    if len(results) == 1:
-        return results[0]
-    return RulesResult(
-        findings=_joined([r.findings for r in results]),
-        escalations=[e for r in results for e in r.escalations],
-        fired=_joined([r.fired for r in results]),
-        settings={k: v for r in results for k, v in r.settings.items()},
-        packs={k: v for r in results for k, v in r.packs.items()})
 
 
 def _derive(tx: Transaction, schedules: Mapping[str, Schedule], history: pd.DataFrame

@@ -105,50 +105,10 @@ class EscalationRecord:
             "level": self.level, "forum": self.forum, "status": self.status,
             "resolved": self.resolved, "rule": self.rule, "resolved_rule": self.resolved_rule,
             "description": self.description, "last_period": self.last_period,
-            "history": self._history_text(), "settings": self.settings_text,
+            "history": json.dumps(self.history), "settings": self.settings_text,
             "facts": self.facts_text,
             "silenced_until": self.silenced_until, "silence_reason": self.silence_reason,
         }
-
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> EscalationRecord:
-        """The record a stored row (``row()``) was made from; its history is read from the
-        row's text the first time it is asked for."""
-        record = cls.__new__(cls)
-        record.__dict__.update(
-            contract=row["contract_id"], measure=row["measure_id"], opened=row["opened"],
-            level=int(row["level"]), forum=row["forum"], rule=row["rule"],
-            description=row["description"], last_period=row["last_period"],
-            resolved=row["resolved"], resolved_rule=row["resolved_rule"],
-            silenced_until=row["silenced_until"], silence_reason=row["silence_reason"],
-            history_json=row["history"], settings_text=row["settings"],
-            facts_text=row["facts"])
-        return record
-
-    # A record goes from the process that judged it to the one that stores it (see
-    # compliance.checking) with its history as the JSON text it is stored as: most records
-    # are only stored, and their histories need not be taken apart and put together again.
-    # The history is read back from the text the first time it is asked for.
-
-    def _history_text(self) -> str:
-        state = self.__dict__
-        return json.dumps(state["history"]) if "history" in state else state["history_json"]
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        if "history" in state:
-            state["history_json"] = json.dumps(state.pop("history"))
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-
-    def __getattr__(self, name: str) -> Any:
-        state = self.__dict__
-        if name == "history" and "history_json" in state:
-            history = state["history"] = json.loads(state.pop("history_json"))
-            return history
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
 
 @dataclass
