@@ -459,16 +459,13 @@ _SHORT_EXPONENT = re.compile(r"e-\d(?!\d)")
 def _print_json_documents(docs: Iterator[dict[str, Any]]) -> None:
     """One document as a JSON object, or several as a JSON list, written one document at a
     time: the text is what ``json.dumps(..., indent=2)`` of the whole would give."""
-    def text(doc: Any) -> str:
-        return _json_text(doc)
-
     first, second = next(docs, None), next(docs, None)
     if first is None or second is None:
-        typer.echo(text([] if first is None else first))
+        typer.echo(_json_text([] if first is None else first))
         return
     typer.echo("[", nl=True)
     for number, doc in enumerate(itertools.chain((first, second), docs)):
-        typer.echo((",\n" if number else "") + "  " + text(doc).replace("\n", "\n  "),
+        typer.echo((",\n" if number else "") + "  " + _json_text(doc).replace("\n", "\n  "),
                    nl=False)
     typer.echo("\n]")
 
