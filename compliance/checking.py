@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -28,9 +28,9 @@ class CheckResult:
     periods: list[str]
     counts: dict[str, int]
     versions: dict[tuple[str, int], Schedule]
-    # Each batch's assessments, the rules' settings and packs, and the records as the store
-    # took them (see ``batches``), joined when asked for.
-    parts: list[tuple[pd.DataFrame, RulesResult, _Records]]
+    # Each batch's assessments, and the records as the store took them (see ``batches``),
+    # joined when asked for.
+    parts: list[tuple[pd.DataFrame, _Records]]
     # Seconds spent reading, assessing, running the rules and writing, summed over batches.
     # Batches judged in a helper process (``helped`` of them) are assessed and judged there
     # while this process reads and writes: the stages then overlap.
@@ -39,26 +39,25 @@ class CheckResult:
 
     @cached_property
     def assessments(self) -> pd.DataFrame:
-        return _joined([assessments for assessments, _, _ in self.parts])
+        return _joined([assessments for assessments, _ in self.parts])
 
     def shown_records(self) -> tuple[dict[tuple[str, str], list[dict[str, Any]]],
                                      dict[str, list[dict[str, Any]]]]:
-        """What the check's output shows of the records, read from them as stored (without
-        making every finding of every month again, as ``rules`` does): the findings of the
-        periods checked, by contract and period, each with the fields of
-        ``escalation.FINDING_COLUMNS`` (missing numbers None); and each contract's
-        escalations, as ``escalation_as_at`` reads them (their histories read)."""
+        """What the check's output shows of the records, read from them as stored: the
+        findings of the periods checked (not every finding of every month), by contract and
+        period, each with the fields of ``escalation.FINDING_COLUMNS`` (missing numbers
+        None); and each contract's escalations, as ``escalation_as_at`` reads them (their
+        histories read)."""
         import orjson
 
         from compliance.store.packed import FINDING_FIELDS
 
         wanted = set(self.periods)
-        names = ["contract" if n == "contract_id" else "measure" if n == "measure_id" else n
-                 for n in FINDING_FIELDS]
+        names = ["measure" if n == "measure_id" else n for n in FINDING_FIELDS]
         at_period = FINDING_FIELDS.index("period")
         findings: dict[tuple[str, str], list[dict[str, Any]]] = {}
         escalations: dict[str, list[dict[str, Any]]] = {}
-        for _, _, records in self.parts:
+        for _, records in self.parts:
             for cid, document in zip(records.findings.contracts, records.findings.documents,
                                      strict=True):
                 doc = orjson.loads(document)
@@ -70,13 +69,14 @@ class CheckResult:
                                                  in zip(names, fields, strict=True)}})
             columns = records.escalations
             for k, cid in enumerate(columns.get("contract_id", ())):
-                escalations.setdefault(cid, []).append({
-                    "measure_id": columns["measure_id"][k], "opened": columns["opened"][k],
-                    "history": orjson.loads(columns["history"][k]),
-                    "resolved": columns["resolved"][k],
-                    "silenced_until": columns["silenced_until"][k],
-                    "silence_reason": columns["silence_reason"][k]})
+                row = {name: columns[name][k] for name in _AS_AT}
+                row["history"] = orjson.loads(row["history"])
+                escalations.setdefault(cid, []).append(row)
         return findings, escalations
+
+
+# The columns of a stored escalation that ``escalation_as_at`` reads.
+_AS_AT = ("measure_id", "opened", "history", "resolved", "silenced_until", "silence_reason")
 
 
 def spc_settings(schedules: Mapping[str, Schedule]) -> dict[str, Any]:
@@ -263,7 +263,7 @@ def run_check(tx: Transaction, schedules: dict[str, Schedule], periods: Sequence
     versions = tx.current_versions(ids)
     runs = batches(schedules, _history_from(tx, first), through)
     steps = 3 * len(runs)
-    parts: list[tuple[pd.DataFrame, RulesResult, _Records]] = []
+    parts: list[tuple[pd.DataFrame, _Records]] = []
     counts: dict[str, int] = {}
     seconds = dict.fromkeys(("read", "assess", "rules", "write"), 0.0)
 
@@ -300,14 +300,14 @@ def run_check(tx: Transaction, schedules: dict[str, Schedule], periods: Sequence
                                             list(periods), seconds)
         for k in range(len(runs)):
             report("assessing and running the rules", 3 * k, steps)
-            assessments, rules, spent, sets, records = next(judgements)
+            assessments, spent, sets, records = next(judgements)
             for stage, value in spent.items():
                 seconds[stage] += value
             began = time.perf_counter()
             report("storing the assessments", 3 * k + 1, steps)
             written = tx.save_assessments(assessments, versions, sets)
             report("writing the records", 3 * k + 2, steps)
-            derived = _record(tx, _of_run(runs[k], schedules)[0], rules, records)
+            derived = _record(tx, _of_run(runs[k], schedules)[0], records)
             if helpers and k + 1 < len(runs):
                 # While the helpers judge the next batches, the disk takes this one's
                 # writes: the commit then has only the last batch's to wait for.
@@ -315,7 +315,7 @@ def run_check(tx: Transaction, schedules: dict[str, Schedule], periods: Sequence
             seconds["write"] += time.perf_counter() - began
             for name, value in (*written.items(), *derived.items()):
                 counts[name] = counts.get(name, 0) + value
-            parts.append((assessments, rules, records))
+            parts.append((assessments, records))
         if not helpers:
             helped = 0
         elif url is None:
@@ -328,9 +328,9 @@ def run_check(tx: Transaction, schedules: dict[str, Schedule], periods: Sequence
                        seconds=seconds, helped=helped)
 
 
-# A batch's assessments (of the periods checked), the rules' results on its history, the
-# seconds each took, and the assessments and records as the store keeps them.
-Judged = tuple["pd.DataFrame", "RulesResult", dict[str, float], "AssessmentSets", "_Records"]
+# A batch's assessments (of the periods checked), the seconds each stage took, and the
+# assessments and the rules' records as the store keeps them.
+Judged = tuple["pd.DataFrame", dict[str, float], "AssessmentSets", "_Records"]
 
 
 @dataclass
@@ -387,13 +387,11 @@ def _judge(inputs: _Inputs, periods: list[str]) -> Judged:
     rules = run_rules(history, inputs.schedules, inputs.silences or {})
     judged = time.perf_counter()
     sets = assessment_sets(assessments)
-    records = _records(inputs.schedules, rules)
     # The findings and escalations go on as the records; which rules fired is not needed
     # further (nor sent back from a helper).
-    rules = replace(rules, findings=rules.findings.iloc[:0], escalations=[],
-                    fired=rules.fired.iloc[:0])
-    return assessments, rules, {"assess": assessed - began, "rules": judged - assessed,
-                                "write": time.perf_counter() - judged}, sets, records
+    records = _records(inputs.schedules, rules)
+    return assessments, {"assess": assessed - began, "rules": judged - assessed,
+                         "write": time.perf_counter() - judged}, sets, records
 
 
 # What reading a batch needs: its contracts' schedules, the period each is read up to, the
@@ -604,16 +602,14 @@ def _derive(tx: Transaction, schedules: Mapping[str, Schedule], history: pd.Data
     """The contracts' records from their history: the rules run, their records written."""
     from compliance.escalation import run_rules
 
-    return _record(tx, schedules, run_rules(history, schedules, tx.silences(list(schedules))))
+    rules = run_rules(history, schedules, tx.silences(list(schedules)))
+    return _record(tx, schedules, _records(schedules, rules))
 
 
-def _record(tx: Transaction, schedules: Mapping[str, Schedule], rules: RulesResult,
-            records: _Records | None = None) -> dict[str, int]:
-    """The rules' records of the contracts written in place of those they had (``records``
-    when they have been made from the rules' results already)."""
+def _record(tx: Transaction, schedules: Mapping[str, Schedule], records: _Records
+            ) -> dict[str, int]:
+    """The contracts' records written in place of those they had."""
     # Every contract's records replaced at once, contract by contract in the schedules' order.
-    if records is None:
-        records = _records(schedules, rules)
     written = tx.replace_records(list(schedules), records.findings, records.escalations)
     return {"findings": written["findings"], "escalations": written["escalations"]}
 

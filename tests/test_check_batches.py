@@ -348,7 +348,7 @@ def test_the_records_a_check_stores_give_back_the_rules_findings_and_escalations
     # periods checked and every escalation, as made from the rules' own results.
     periods = ["2018-07", "2018-09"]
     result = checking.CheckResult(schedules=schedules, periods=periods, counts={},
-                                  versions={}, parts=[(pd.DataFrame(), rules, records)])
+                                  versions={}, parts=[(pd.DataFrame(), records)])
     findings, escalations = result.shown_records()
     expected: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for f in as_rows(rules.findings[rules.findings["period"].isin(periods)]):
@@ -386,7 +386,7 @@ with store.reading() as tx:
 store.dispose()
 assert checking._work("read", url, [(1, plan)]) >= 0
 judged = checking._work("judge", 1, periods)
-assert len(judged[0]) and len(judged[4].findings.contracts)
+assert len(judged[0]) and len(judged[3].findings.contracts)
 print(json.dumps(sorted(set(sys.modules) - loaded)))
 """
 

@@ -1008,11 +1008,7 @@ class Transaction:
         return found
 
     def escalations(self, contracts: Sequence[str] | None = None) -> list[Escalation]:
-        query = select(Escalation)
-        if contracts is not None:
-            query = query.where(col(Escalation.contract_id).in_(list(contracts)))
-        query = query.order_by(col(Escalation.contract_id), col(Escalation.opened),
-                               col(Escalation.measure_id))
+        query = _escalations_of(select(Escalation), contracts)
         return list(self.session.execute(query).scalars())
 
     def escalation_rows(self, contracts: Sequence[str] | None = None) -> list[dict[str, Any]]:
@@ -1020,12 +1016,8 @@ class Transaction:
         ``model_dump`` gives them), read without making an object of each: a national list
         holds some 85,000."""
         table = _table(Escalation)
-        query = select(*table.c)
-        if contracts is not None:
-            query = query.where(table.c.contract_id.in_(list(contracts)))
-        query = query.order_by(table.c.contract_id, table.c.opened, table.c.measure_id)
-        names = list(table.c.keys())
-        return [dict(zip(names, row, strict=True)) for row in self.session.execute(query)]
+        query = _escalations_of(select(*table.c), contracts)
+        return [dict(row._mapping) for row in self.session.execute(query)]
 
     def assessment(self, contract: str, measure: str, period: str) -> dict[str, Any] | None:
         """The current assessment of a contract's measure for a period (None if the period
@@ -1103,6 +1095,15 @@ class Transaction:
     def audit_entries(self, limit: int = 50) -> list[AuditEntry]:
         query = select(AuditEntry).order_by(col(AuditEntry.id).desc()).limit(limit)
         return list(self.session.execute(query).scalars())
+
+
+def _escalations_of(query: Any, contracts: Sequence[str] | None) -> Any:
+    """A query of escalations, of the contracts given (all when None), in the order the
+    escalation list shows them: by contract, then opening, then measure."""
+    table = _table(Escalation)
+    if contracts is not None:
+        query = query.where(table.c.contract_id.in_(list(contracts)))
+    return query.order_by(table.c.contract_id, table.c.opened, table.c.measure_id)
 
 
 # The advisory lock findings are numbered under on PostgreSQL: the two-key form, whose keys
