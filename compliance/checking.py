@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from compliance.batch import collector_paused
@@ -14,6 +14,7 @@ from compliance.batch import collector_paused
 if TYPE_CHECKING:
     import pandas as pd
 
+    from compliance.assess import FloatArray
     from compliance.escalation import RulesResult
     from compliance.helper import Helper
     from compliance.progress import Progress
@@ -28,18 +29,41 @@ class CheckResult:
     periods: list[str]
     counts: dict[str, int]
     versions: dict[tuple[str, int], Schedule]
-    # Each batch's assessments, and the records as the store took them (see ``batches``),
-    # joined when asked for.
-    parts: list[tuple[pd.DataFrame, _Records]]
+    # Each batch's assessments as the store took them (their sets), their profiled targets
+    # (which the sets leave out) in the sets' order, and the records as the store took them
+    # (see ``batches``).
+    parts: list[tuple[AssessmentSets, FloatArray, _Records]]
     # Seconds spent reading, assessing, running the rules and writing, summed over batches.
     # Batches judged in a helper process (``helped`` of them) are assessed and judged there
     # while this process reads and writes: the stages then overlap.
     seconds: dict[str, float] = field(default_factory=dict)
     helped: int = 0
 
-    @cached_property
-    def assessments(self) -> pd.DataFrame:
-        return _joined([assessments for assessments, _ in self.parts])
+    def shown_assessments(self) -> Iterator[tuple[str, str, list[dict[str, Any]]]]:
+        """Each (contract, period) checked, in order, with its assessments as the check's
+        output shows them, read from their sets as stored: one dict per measure with the
+        fields of ``packed.FIELDS`` (``measure`` for ``measure_id``; missing values None)
+        and ``profiled_target``. Made as they are asked for."""
+        import math
+
+        import orjson
+
+        from compliance.store.packed import FIELDS
+
+        names = ["measure" if n == "measure_id" else n for n in FIELDS]
+        where = sorted((pair, k, j) for k, (sets, _, _) in enumerate(self.parts)
+                       for j, pair in enumerate(sets.pairs))
+        starts = [[0, *itertools.accumulate(sets.sizes)] for sets, _, _ in self.parts]
+        for (cid, period), k, j in where:
+            sets, profiled, _ = self.parts[k]
+            doc = orjson.loads(sets.documents[j])
+            fields = [doc[n] for n in FIELDS]
+            targets = profiled[starts[k][j]:starts[k][j + 1]].tolist()
+            rows = [dict(zip(names, values, strict=True)) for values in zip(*fields,
+                                                                                 strict=True)]
+            for row, target in zip(rows, targets, strict=True):
+                row["profiled_target"] = None if math.isnan(target) else target
+            yield cid, period, rows
 
     def shown_records(self) -> tuple[dict[tuple[str, str], list[dict[str, Any]]],
                                      dict[str, list[dict[str, Any]]]]:
@@ -57,7 +81,7 @@ class CheckResult:
         at_period = FINDING_FIELDS.index("period")
         findings: dict[tuple[str, str], list[dict[str, Any]]] = {}
         escalations: dict[str, list[dict[str, Any]]] = {}
-        for _, records in self.parts:
+        for _, _, records in self.parts:
             for cid, document in zip(records.findings.contracts, records.findings.documents,
                                      strict=True):
                 doc = orjson.loads(document)
@@ -263,7 +287,7 @@ def run_check(tx: Transaction, schedules: dict[str, Schedule], periods: Sequence
     versions = tx.current_versions(ids)
     runs = batches(schedules, _history_from(tx, first), through)
     steps = 3 * len(runs)
-    parts: list[tuple[pd.DataFrame, _Records]] = []
+    parts: list[tuple[AssessmentSets, FloatArray, _Records]] = []
     counts: dict[str, int] = {}
     seconds = dict.fromkeys(("read", "assess", "rules", "write"), 0.0)
 
@@ -300,12 +324,12 @@ def run_check(tx: Transaction, schedules: dict[str, Schedule], periods: Sequence
                                             list(periods), seconds)
         for k in range(len(runs)):
             report("assessing and running the rules", 3 * k, steps)
-            assessments, spent, sets, records = next(judgements)
+            spent, sets, profiled, records = next(judgements)
             for stage, value in spent.items():
                 seconds[stage] += value
             began = time.perf_counter()
             report("storing the assessments", 3 * k + 1, steps)
-            written = tx.save_assessments(assessments, versions, sets)
+            written = tx.save_assessment_sets(sets, versions)
             report("writing the records", 3 * k + 2, steps)
             derived = _record(tx, _of_run(runs[k], schedules)[0], records)
             if helpers and k + 1 < len(runs):
@@ -315,7 +339,7 @@ def run_check(tx: Transaction, schedules: dict[str, Schedule], periods: Sequence
             seconds["write"] += time.perf_counter() - began
             for name, value in (*written.items(), *derived.items()):
                 counts[name] = counts.get(name, 0) + value
-            parts.append((assessments, records))
+            parts.append((sets, profiled, records))
         if not helpers:
             helped = 0
         elif url is None:
@@ -328,9 +352,10 @@ def run_check(tx: Transaction, schedules: dict[str, Schedule], periods: Sequence
                        seconds=seconds, helped=helped)
 
 
-# A batch's assessments (of the periods checked), the seconds each stage took, and the
-# assessments and the rules' records as the store keeps them.
-Judged = tuple["pd.DataFrame", dict[str, float], "AssessmentSets", "_Records"]
+# The seconds each stage of a batch's judgement took, its assessments (of the periods
+# checked) as the store keeps them, their profiled targets in the same order (see
+# CheckResult.parts), and the rules' records as the store keeps them.
+Judged = tuple[dict[str, float], "AssessmentSets", "FloatArray", "_Records"]
 
 
 @dataclass
@@ -375,6 +400,8 @@ def _judge(inputs: _Inputs, periods: list[str]) -> Judged:
     only to write them)."""
     import time
 
+    import numpy as np
+
     from compliance.escalation import run_rules
     from compliance.store.packed import assessment_sets
 
@@ -387,11 +414,16 @@ def _judge(inputs: _Inputs, periods: list[str]) -> Judged:
     rules = run_rules(history, inputs.schedules, inputs.silences or {})
     judged = time.perf_counter()
     sets = assessment_sets(assessments)
+    profiled = (assessments["profiled_target"].to_numpy(dtype=np.float64)[sets.rows]
+                if "profiled_target" in assessments.columns and sets.pairs
+                else np.full(sum(sets.sizes), np.nan))
+    sets.rows = None
+    del assessments
     # The findings and escalations go on as the records; which rules fired is not needed
     # further (nor sent back from a helper).
     records = _records(inputs.schedules, rules)
-    return assessments, {"assess": assessed - began, "rules": judged - assessed,
-                         "write": time.perf_counter() - judged}, sets, records
+    return ({"assess": assessed - began, "rules": judged - assessed,
+             "write": time.perf_counter() - judged}, sets, profiled, records)
 
 
 # What reading a batch needs: its contracts' schedules, the period each is read up to, the
@@ -570,31 +602,6 @@ def _checked(history: pd.DataFrame, periods: Sequence[str]) -> pd.DataFrame:
         assessments.index = pd.RangeIndex(len(assessments))
         return assessments
     return history[wanted].reset_index(drop=True)
-
-
-def _joined(frames: list[pd.DataFrame]) -> pd.DataFrame:
-    """Frames of the batches one after the other (a single one as it is)."""
-    import pandas as pd
-
-    kept = [f for f in frames if len(f)] or frames[:1]
-    if len(kept) == 1:
-        return kept[0]
-    # A column with nothing in it in one batch (no figures there, say) takes the type the
-    # other batches give it, as one pass over all their contracts would have given it.
-    missing = [{name: bool(f[name].isna().all()) for name in f.columns} for f in kept]
-    for name in kept[0].columns:
-        typed = {f[name].dtype for f, empty in zip(kept, missing, strict=True)
-                 if name in f and not empty[name]}
-        if len(typed) != 1:
-            continue
-        dtype = typed.pop()
-        if dtype.kind not in "fO":
-            continue
-        for k, f in enumerate(kept):
-            if name in f and missing[k][name] and f[name].dtype != dtype:
-                f = kept[k] = f.copy(deep=False)
-                f[name] = f[name].astype(dtype)
-    return pd.concat(kept, ignore_index=True)
 
 
 def _derive(tx: Transaction, schedules: Mapping[str, Schedule], history: pd.DataFrame

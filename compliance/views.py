@@ -24,36 +24,11 @@ def _text(value: Any) -> str | None:
 def check_documents(result: CheckResult) -> Iterator[dict[str, Any]]:
     """One document per contract and period checked, made as they are asked for: a check of
     many contracts and months need not hold every document at once."""
-    from compliance.escalation import records
-
     # The records of every period replayed, of which the documents show the periods checked,
     # each document's found by its contract and period; and each contract's escalations.
     findings, escalations = result.shown_records()
-    assessments = result.assessments
-    # Each (contract, period)'s rows, in the order of the assessments, made into dicts some
-    # 50,000 rows at a time.
-    groups: dict[Any, Any] = (assessments.groupby(["contract", "period"], sort=True).indices
-                              if len(assessments) else {})
-    ordered = sorted(groups.items())
-    start = 0
-    while start < len(ordered):
-        stop, count = start, 0
-        while stop < len(ordered) and (stop == start
-                                       or count + len(ordered[stop][1]) <= _ROWS_AT_ONCE):
-            count += len(ordered[stop][1])
-            stop += 1
-        chunk = ordered[start:stop]
-        rows = records(assessments.iloc[[i for _, p in chunk for i in list(p)]])
-        offset = 0
-        for key, positions in chunk:
-            yield _document(result, str(key[0]), str(key[1]),
-                            rows[offset:offset + len(positions)], findings, escalations)
-            offset += len(positions)
-        del rows
-        start = stop
-
-
-_ROWS_AT_ONCE = 50_000
+    for cid, period, rows in result.shown_assessments():
+        yield _document(result, cid, period, rows, findings, escalations)
 
 
 def _document(result: CheckResult, cid: str, period: str, rows: list[dict[str, Any]],

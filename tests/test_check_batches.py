@@ -319,11 +319,11 @@ def test_the_records_a_check_stores_give_back_the_rules_findings_and_escalations
     """A check keeps the rules' findings and escalations as the store takes them (and a
     helper sends only those back); what its output shows is read from them, as the rules
     gave it."""
-    import pandas as pd
+    import numpy as np
 
     from compliance.escalation import records as as_rows
     from compliance.escalation import run_rules
-    from compliance.store.packed import FINDING_FIELDS
+    from compliance.store.packed import FINDING_FIELDS, AssessmentSets
     from tests.conftest import SUNDERLAND, SUNDERLAND_RETURN
 
     assert cli("check", "--contract", SUNDERLAND, "--returns", SUNDERLAND_RETURN,
@@ -348,7 +348,9 @@ def test_the_records_a_check_stores_give_back_the_rules_findings_and_escalations
     # periods checked and every escalation, as made from the rules' own results.
     periods = ["2018-07", "2018-09"]
     result = checking.CheckResult(schedules=schedules, periods=periods, counts={},
-                                  versions={}, parts=[(pd.DataFrame(), records)])
+                                  versions={}, parts=[(AssessmentSets([], [], []),
+                                                       np.empty(0), records)])
+    assert list(result.shown_assessments()) == []
     findings, escalations = result.shown_records()
     expected: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for f in as_rows(rules.findings[rules.findings["period"].isin(periods)]):
@@ -360,6 +362,60 @@ def test_the_records_a_check_stores_give_back_the_rules_findings_and_escalations
         {"measure_id": e.measure, "opened": e.opened, "history": e.history,
          "resolved": e.resolved, "silenced_until": e.silenced_until,
          "silence_reason": e.silence_reason} for e in rules.escalations]}
+
+
+def test_the_assessments_a_check_shows_are_read_from_their_sets_as_the_frame_gave_them(
+        cli: Callable[..., Any], db_path: StoreRef) -> None:
+    """A check keeps each batch's assessments as their sets (and a helper sends only those
+    back, with the profiled targets the sets leave out): what its output shows of them is
+    the assessments' frame, (contract, period) after (contract, period) in order, whatever
+    the order of the batches."""
+    import copy
+    import math
+
+    from tests.conftest import SUNDERLAND, SUNDERLAND_RETURN
+
+    assert cli("check", "--contract", SUNDERLAND, "--returns", SUNDERLAND_RETURN,
+               "--from", "2018-06", "--to", "2018-09").exit_code == 0
+    store = Store(db_path.url)
+    try:
+        with store.transaction("tester") as tx:
+            schedules = tx.schedules()
+            inputs = checking._read(tx, schedules, dict.fromkeys(schedules, "2018-09"),
+                                    silences=True)
+    finally:
+        store.dispose()
+    # Two batches, the later months' first.
+    batches_of = [["2018-08", "2018-09"], ["2018-06", "2018-07"]]
+    judged = [checking._judge(copy.deepcopy(inputs), periods) for periods in batches_of]
+    result = checking.CheckResult(schedules=schedules, periods=["2018-06", "2018-09"],
+                                  counts={}, versions={},
+                                  parts=[(sets, profiled, records)
+                                         for _, sets, profiled, records in judged])
+    shown = list(result.shown_assessments())
+
+    history = checking._history(copy.deepcopy(inputs))
+    frame = checking._checked(history, ["2018-06", "2018-07", "2018-08", "2018-09"])
+    expected = []
+    for (cid, period), rows in frame.groupby(["contract", "period"], sort=True):
+        expected.append((cid, period, [
+            {("measure" if name == "measure_id" else name):
+             None if (isinstance(row[name_in_frame], float) and math.isnan(row[name_in_frame]))
+             or row[name_in_frame] is None else row[name_in_frame]
+             for name, name_in_frame in _SHOWN}
+            for row in rows.to_dict("records")]))
+    assert [(c, p, len(r)) for c, p, r in shown] == [(c, p, len(r)) for c, p, r in expected]
+    assert [c for c, _, _ in shown] == ["sunderland-tfc"] * 4
+    assert shown == expected
+    assert any(row["profiled_target"] is not None for _, _, rows in shown for row in rows)
+
+
+# The fields of a shown assessment, and the columns of the check's frame they come from.
+_SHOWN = [(name, "measure" if name == "measure_id" else name) for name in (
+    "measure_id", "schedule_version", "figure_period", "figure_version", "value", "source",
+    "sources", "source_spread", "target_low", "target_high", "tolerance_low", "tolerance_high",
+    "compared_with", "status", "rag", "direction", "previous_value", "change", "forecast",
+    "forecast_status", "reason", "variation", "assurance", "profiled_target")]
 
 
 def test_the_batches_after_the_first_are_shared_out_and_an_odd_last_is_judged_here() -> None:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -116,23 +117,40 @@ def test_check_every_contract_and_a_range(cli: Callable[..., Result], db_path: S
         assert conn.execute("select count(*) from assessment").fetchone() == (3 * 11 + 3 * 20,)
 
 
-def test_documents_made_a_few_rows_at_a_time_are_the_same(
+def test_documents_of_many_contracts_and_months_come_in_order_as_asked_for(
         cli: Callable[..., Result], monkeypatch: pytest.MonkeyPatch) -> None:
-    """A check of many contracts and months turns its rows into documents in batches; the
-    batches' size changes nothing, not even the order."""
-    from compliance import views
+    """A check of many contracts and months gives one document per contract and month, in
+    that order, each made from its set of assessments only when it is asked for."""
+    from compliance import checking, views
 
     assert cli("contract", "load", SUNDERLAND, DARLINGTON).exit_code == 0
     assert cli("submit", "--contract", "sunderland-tfc", SUNDERLAND_RETURN).exit_code == 0
     assert cli("submit", "--contract", "darlington-childrens",
                DARLINGTON_RETURN).exit_code == 0
+    made: list[tuple[str, str]] = []
+    shown = checking.CheckResult.shown_assessments
+
+    def counted(result: checking.CheckResult) -> Any:
+        for cid, period, rows in shown(result):
+            made.append((cid, period))
+            yield cid, period, rows
+
+    monkeypatch.setattr(checking.CheckResult, "shown_assessments", counted)
+    seen: list[int] = []
+    real = views._document
+
+    def document(*args: Any) -> Any:
+        seen.append(len(made))  # how many had been made when this one was
+        return real(*args)
+
+    monkeypatch.setattr(views, "_document", document)
     whole = cli("check", "--from", "2017-07", "--to", "2018-09", "--format", "json").json()
     assert len(whole) == 2 * 15 and any(d["escalations"] for d in whole)
     assert any(d["breaches"] for d in whole) and any(d["data_quality"] for d in whole)
-    for size in (1, 7, 20, 21):  # one row; a part of a document; one document's rows; more
-        monkeypatch.setattr(views, "_ROWS_AT_ONCE", size)
-        again = cli("check", "--from", "2017-07", "--to", "2018-09", "--format", "json")
-        assert again.json() == whole, size
+    keys = [(d["contract"], d["period"]) for d in whole]
+    assert keys == sorted(keys) == made
+    assert seen == list(range(1, 31))
+    assert all(len(d["assessments"]) > 5 for d in whole)
 
 
 def test_json_documents_written_one_at_a_time_read_as_one_dump(

@@ -762,20 +762,21 @@ class Transaction:
 
     # --- assessments ------------------------------------------------------------------------
 
-    def save_assessments(self, assessments: pd.DataFrame, versions: Mapping[str, int],
-                         sets: AssessmentSets | None = None) -> dict[str, int]:
+    def save_assessments(self, assessments: pd.DataFrame, versions: Mapping[str, int]
+                         ) -> dict[str, int]:
         """Store each (contract, period) checked, in bulk: one check run per (contract,
         period), and its assessments as one set (see compliance.store.packed). A set the
-        contract and period had before is replaced as the current one, and stays.
-
-        ``sets`` are the assessments' sets when they have been made already
-        (``assessment_sets(assessments)``, in another process, say)."""
-        import numpy as np
-
+        contract and period had before is replaced as the current one, and stays."""
         from compliance.store.packed import assessment_sets
 
-        if sets is None:
-            sets = assessment_sets(assessments)
+        return self.save_assessment_sets(assessment_sets(assessments), versions)
+
+    def save_assessment_sets(self, sets: AssessmentSets, versions: Mapping[str, int]
+                             ) -> dict[str, int]:
+        """``save_assessments`` of assessments whose sets are made already
+        (``assessment_sets``, in another process, say)."""
+        import numpy as np
+
         if not sets.pairs:
             return {"check_runs": 0, "assessments": 0}
         pairs = sets.pairs

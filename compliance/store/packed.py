@@ -44,6 +44,9 @@ class AssessmentSets:
     pairs: list[tuple[str, str]]
     sizes: list[int]
     documents: list[str]
+    # Where each row of the sets, set after set, was in the frame they were made of (not
+    # stored: it lets a column the sets leave out be put in the same order).
+    rows: Any = None
 
 
 def assessment_sets(assessments: pd.DataFrame) -> AssessmentSets:
@@ -82,7 +85,7 @@ def assessment_sets(assessments: pd.DataFrame) -> AssessmentSets:
     counts = sizes.to_numpy(dtype=np.int64).tolist()
     bounds = [0, *np.cumsum(counts).tolist()]
     return AssessmentSets(pairs=[(str(c), str(p)) for c, p in sizes.index], sizes=counts,
-                          documents=packed(columns, bounds))
+                          documents=packed(columns, bounds), rows=order)
 
 
 def packed(columns: Mapping[str, Any], bounds: Sequence[int]) -> list[str]:
