@@ -7,7 +7,7 @@ import itertools
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from compliance.batch import collector_paused
 
@@ -145,19 +145,39 @@ def _read(tx: Transaction, schedules: Mapping[str, Schedule], through: Mapping[s
           silences: bool = False) -> _Inputs:
     """What ``history_with_features`` reads (and, with ``silences``, the rules too)."""
     ids = list(schedules)
-    figures = tx.latest_figures(ids, up_to=max(through.values()), parts=False)
     if in_force is None:
         in_force = tx.schedule_versions(ids)
     given = first or {}
     unknown = [cid for cid in through if not given.get(cid)]
     checked = tx.checked_periods(unknown) if unknown else {}
-    spans = {}
-    for cid, last in through.items():
-        start = given.get(cid) or checked.get(cid, (None,))[0] or last
-        spans[cid] = [min(start, last), last]
+    since = {cid: given.get(cid) or checked.get(cid, (None,))[0] or last
+             for cid, last in through.items()}
+    return _gathered(tx, schedules, through, since, in_force, silences)
+
+
+class _Reader(Protocol):
+    """What reads a batch's figures: a transaction, or a helper's reader of a SQLite file
+    (compliance.store.reads)."""
+
+    def latest_figures(self, contracts: Sequence[str], up_to: str | None = None, *,
+                       parts: bool = True) -> pd.DataFrame: ...
+
+    def returns_received(self, contracts: Sequence[str]) -> dict[tuple[str, str], Any]: ...
+
+    def silences(self, contracts: Sequence[str]
+                 ) -> dict[tuple[str, str], list[dict[str, Any]]]: ...
+
+
+def _gathered(reader: _Reader, schedules: Mapping[str, Schedule], through: Mapping[str, str],
+              since: Mapping[str, str], in_force: Sequence[tuple[Schedule, int, str | None]],
+              silences: bool) -> _Inputs:
+    """What ``_read`` reads, once it knows the period each contract is read from."""
+    ids = list(schedules)
+    figures = reader.latest_figures(ids, up_to=max(through.values()), parts=False)
+    spans = {cid: [min(since[cid], last), last] for cid, last in through.items()}
     return _Inputs(schedules=dict(schedules), in_force=list(in_force), spans=spans,
-                   figures=figures, received=tx.returns_received(ids),
-                   silences=tx.silences(ids) if silences else None)
+                   figures=figures, received=reader.returns_received(ids),
+                   silences=reader.silences(ids) if silences else None)
 
 
 def _history(inputs: _Inputs) -> pd.DataFrame:
@@ -432,9 +452,9 @@ _Plan = tuple[dict[str, "Schedule"], dict[str, str], dict[str, str],
               list[tuple["Schedule", int, "str | None"]]]
 
 
-def _read_plan(tx: Transaction, plan: _Plan) -> _Inputs:
+def _read_plan(reader: _Reader, plan: _Plan) -> _Inputs:
     mine, until, since, in_force = plan
-    return _read(tx, mine, until, since, silences=True, in_force=in_force)
+    return _gathered(reader, mine, until, since, in_force, silences=True)
 
 
 def _judged_as_read(helper: Helper, read: Callable[[int], _Inputs], count: int,
@@ -514,13 +534,23 @@ def _work(kind: str, *args: Any) -> Any:
     the store at ``url``, keeps them, and answers with the seconds it took."""
     import time
 
-    from compliance.store import Store
+    from compliance.store import reads
 
     if kind == "judge":
         batch, periods = args
         return _judge(batch if isinstance(batch, _Inputs) else _READ.pop(batch), periods)
     url, plans = args
     began = time.perf_counter()
+    path = reads.sqlite_file(url)
+    if path is not None:
+        # A SQLite file is read through the standard library: the store's engine is not
+        # imported in a helper.
+        with collector_paused(), reads.sqlite_reading(path) as reader:
+            for number, plan in plans:
+                _READ[number] = _read_plan(reader, plan)
+        return time.perf_counter() - began
+    from compliance.store import Store
+
     store = Store(url, reading=True)
     try:
         with collector_paused(), store.reading() as tx:
@@ -544,9 +574,11 @@ _READERS = 2
 
 
 # What a helper works with, imported once for all helpers (see compliance.helper).
-_HELPERS_IMPORT = ("compliance.checking", "compliance.store", "compliance.store.packed",
-                   "compliance.assess", "compliance.escalation", "compliance.spc", "orjson",
-                   "pandas", "numpy.rec")
+# A helper reading a SQLite file never imports the store's engine (compliance.store.db, and
+# SQLAlchemy with it): one reading a server's store imports it at its first batch.
+_HELPERS_IMPORT = ("compliance.checking", "compliance.store.reads", "compliance.store.packed",
+                   "compliance.store.columns", "compliance.schedule", "compliance.assess",
+                   "compliance.escalation", "compliance.spc", "orjson", "pandas", "numpy.rec")
 
 
 @contextmanager

@@ -49,8 +49,8 @@ def test_schedules_import_and_check_run_with_the_collector_paused(
         cli: Callable[..., Result], monkeypatch: pytest.MonkeyPatch) -> None:
     from compliance import escalation, returns
     from compliance import schedule as schedule_module
-    from compliance import store as store_module
     from compliance.store import Transaction
+    from compliance.store import db as store_module
 
     seen: dict[str, bool] = {}
 

@@ -426,31 +426,28 @@ def test_the_batches_after_the_first_are_shared_out_and_an_odd_last_is_judged_he
 
 
 _HELPER_SCRIPT = """
-import json, sys
+import json, pickle, sys
 from compliance import checking
 for name in checking._HELPERS_IMPORT:
     __import__(name)
 loaded = set(sys.modules)
 url, periods = sys.argv[1], json.loads(sys.argv[2])
-from compliance.store import Store
-store = Store(url, reading=True)
-with store.reading() as tx:
-    schedules = tx.schedules(None)
-    ids = list(schedules)
-    plan = (schedules, {c: max(periods) for c in ids}, {c: min(periods) for c in ids},
-            tx.schedule_versions(ids))
-store.dispose()
+with open(sys.argv[3], "rb") as file:
+    plan = pickle.load(file)  # as a job's arguments reach the helper
 assert checking._work("read", url, [(1, plan)]) >= 0
 judged = checking._work("judge", 1, periods)
-assert len(judged[0]) and len(judged[3].findings.contracts)
+assert len(judged[1].pairs) and len(judged[3].findings.contracts)
 print(json.dumps(sorted(set(sys.modules) - loaded)))
+print(json.dumps(sorted(loaded)))
 """
 
 
 def test_what_a_helper_reads_and_judges_with_is_imported_once_by_the_fork_server(
         tmp_path: Path) -> None:
     """Every module a helper's jobs use is among those the fork server imports before it
-    forks the helpers (``_HELPERS_IMPORT``): none is imported again in each helper."""
+    forks the helpers (``_HELPERS_IMPORT``): none is imported again in each helper; and a
+    helper reading a SQLite store imports neither SQLAlchemy nor sqlmodel."""
+    import pickle
     import subprocess
     import sys
 
@@ -461,10 +458,27 @@ def test_what_a_helper_reads_and_judges_with_is_imported_once_by_the_fork_server
     assert run("contract", "load", *sorted((data / "contracts").glob("*.yaml"))).exit_code == 0
     assert run("submit", data / "returns.csv").exit_code == 0
     periods = bench_generator().periods()
-    done = subprocess.run([sys.executable, "-c", _HELPER_SCRIPT, ref.url, json.dumps(periods)],
+    store = Store(ref.url, reading=True)
+    try:
+        with store.reading() as tx:
+            schedules = tx.schedules(None)
+            ids = list(schedules)
+            plan = (schedules, {c: max(periods) for c in ids}, {c: min(periods) for c in ids},
+                    tx.schedule_versions(ids))
+    finally:
+        store.dispose()
+    (tmp_path / "plan.pickle").write_bytes(pickle.dumps(plan))
+    done = subprocess.run([sys.executable, "-c", _HELPER_SCRIPT, ref.url, json.dumps(periods),
+                           str(tmp_path / "plan.pickle")],
                           capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
-    imported = json.loads(done.stdout.strip().splitlines()[-1])
+    *_, imported, preloaded = (json.loads(line) for line in done.stdout.strip().splitlines())
     # (The database's driver and durable-rules, a few milliseconds each, are left to each.)
     assert [name for name in imported if name.split(".")[0] in ("compliance", "orjson",
                                                                  "pandas", "numpy")] == []
+    # A SQLite store is read through the standard library: the store's engine is not
+    # imported at all.
+    assert [name for name in imported + preloaded
+            if name.split(".")[0] in ("sqlalchemy", "sqlmodel", "alembic")
+            or name == "compliance.store.db"] == []
+    assert "compliance.store.reads" in preloaded

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -738,7 +739,8 @@ def test_a_submission_of_more_rows_than_one_statement_holds_keeps_every_row(
 
 def test_chunked_writes_and_reads_keep_every_row_in_order(
         make_store: Callable[[], StoreRef], monkeypatch: pytest.MonkeyPatch) -> None:
-    import compliance.store
+    import compliance.store.db
+    import compliance.store.reads
 
     frame = _assessments()
     versions = {SUNDERLAND_ID: 1, DARLINGTON_ID: 1}
@@ -748,8 +750,8 @@ def test_chunked_writes_and_reads_keep_every_row_in_order(
                        "year.csv")
     read = {}
     for store, size in ((whole, 10_000), (chunked, 4)):
-        monkeypatch.setattr(compliance.store, "_INSERT_CHUNK", size)
-        monkeypatch.setattr(compliance.store, "_FETCH_CHUNK", size)
+        monkeypatch.setattr(compliance.store.db, "_INSERT_CHUNK", size)
+        monkeypatch.setattr(compliance.store.reads, "FETCH_CHUNK", size)
         with store.transaction() as tx:
             tx.submit(figures, {"year.csv": "4" * 64})
             tx.save_assessments(frame.sample(frac=1, random_state=5), versions)
@@ -975,3 +977,71 @@ def test_the_views_show_every_field_the_sets_hold() -> None:
         packed.FIELDS, packed.FLOATS, packed.INTEGERS)
     assert (findings.FINDING_FIELDS, findings.FINDING_FLOATS) == (  # type: ignore[attr-defined]
         packed.FINDING_FIELDS, packed.FINDING_FLOATS)
+
+
+def test_what_a_check_reads_is_read_alike_by_a_transaction_and_by_a_helper(
+        make_store: Callable[[], StoreRef], tmp_path: Path) -> None:
+    """A check's figures, the times its returns arrived and its silences (compliance.store.
+    reads) are what the store's models hold; and a helper reading a SQLite file through the
+    standard library reads exactly what a transaction reads."""
+    from sqlmodel import col
+    from sqlmodel import select as select_models
+
+    from compliance.store import reads
+    from compliance.store.models import ReturnArrival, Silence
+    from tests.conftest import DARLINGTON, DARLINGTON_RETURN
+
+    ref = make_store()
+    run = cli_on(ref.url)
+    assert run("contract", "load", SUNDERLAND, DARLINGTON).exit_code == 0
+    assert run("submit", "--contract", SUNDERLAND_ID, SUNDERLAND_RETURN).exit_code == 0
+    assert run("submit", "--contract", DARLINGTON_ID, DARLINGTON_RETURN).exit_code == 0
+    revised = tmp_path / "revised.csv"
+    revised.write_text(SUNDERLAND_RETURN.read_text().replace("KPI1,2018-09,99%",
+                                                             "KPI1,2018-09,97%"))
+    assert run("submit", "--contract", SUNDERLAND_ID, revised).exit_code == 0
+    for measure, until in (("KPI1", "2018-12"), ("KPI2", "2019-01"), ("KPI1", "2019-03")):
+        assert run("silence", "-c", SUNDERLAND_ID, "-m", measure, "--until", until,
+                   "--reason", f"agreed {until}").exit_code == 0
+    ids = [SUNDERLAND_ID, DARLINGTON_ID]
+    store = Store(ref.url)
+    try:
+        with store.transaction("tester") as tx:
+            figures = tx.latest_figures(ids, "2018-09", parts=False)
+            received = tx.returns_received(ids)
+            silences = tx.silences(ids)
+            arrivals = {(a.contract_id, a.period): a.received_at
+                        for a in tx.session.exec(select_models(ReturnArrival))}
+            made = tx.session.exec(select_models(Silence).order_by(col(Silence.id))).all()
+            expected: dict[tuple[str, str], list[dict[str, object]]] = {}
+            for s in made:
+                expected.setdefault((s.contract_id, s.measure_id), []).append(
+                    {"id": s.id, "start": s.start, "until": s.until, "reason": s.reason,
+                     "by": s.created_by, "at": s.created_at})
+    finally:
+        store.dispose()
+    assert len(received) > 2 and received == arrivals
+    assert all(isinstance(at, dt.datetime) for at in received.values())
+    assert silences == expected and len(silences[(SUNDERLAND_ID, "KPI1")]) == 2
+    # The revised figure only, in its latest version.
+    kpi1 = figures[(figures["measure"] == "KPI1") & (figures["period"] == "2018-09")]
+    assert kpi1["value"].tolist() == [97.0] and kpi1["version"].tolist() == [2]
+    path = reads.sqlite_file(ref.url)
+    if path is None:
+        assert not ref.url.startswith("sqlite")
+        return
+    with reads.sqlite_reading(path) as reader:
+        pd.testing.assert_frame_equal(reader.latest_figures(ids, "2018-09", parts=False),
+                                      figures)
+        assert reader.returns_received(ids) == received
+        assert reader.silences(ids) == silences
+
+
+def test_only_a_plain_sqlite_file_is_read_through_the_standard_library() -> None:
+    from compliance.store import reads
+
+    assert reads.sqlite_file("sqlite:////tmp/a/store.db") == "/tmp/a/store.db"
+    assert reads.sqlite_file("sqlite:///store.db") == "store.db"
+    for url in ("sqlite://", "sqlite:///:memory:", "sqlite:///file:x?mode=memory&uri=true",
+                "sqlite:///a.db?timeout=5", "postgresql+psycopg://u@h/db"):
+        assert reads.sqlite_file(url) is None, url

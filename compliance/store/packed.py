@@ -55,7 +55,7 @@ def assessment_sets(assessments: pd.DataFrame) -> AssessmentSets:
     measures in the frame's order. Rows without a contract or period belong to none."""
     import numpy as np
 
-    from compliance.store import _integers, _objects, _texts
+    from compliance.store.columns import integers, objects, texts
 
     if assessments.empty:
         return AssessmentSets([], [], [])
@@ -72,16 +72,16 @@ def assessment_sets(assessments: pd.DataFrame) -> AssessmentSets:
         elif field == "sources":  # missing: none
             columns[field] = (
                 column.to_numpy(dtype=np.int64) if column.dtype.kind in "iu"
-                else np.asarray([int(v or 0) for v in _objects(column).tolist()],
+                else np.asarray([int(v or 0) for v in objects(column).tolist()],
                                 dtype=np.int64))[order]
         elif field == "schedule_version":
             columns[field] = column.to_numpy(dtype=np.int64)[order]
         elif field == "figure_version":  # the version used, or None
-            columns[field] = _integers(column)[order].tolist()
+            columns[field] = integers(column)[order].tolist()
         elif field == "reason":  # never missing: ''
-            columns[field] = _texts(column)[order].tolist()
+            columns[field] = texts(column)[order].tolist()
         else:
-            columns[field] = _objects(column)[order].tolist()
+            columns[field] = objects(column)[order].tolist()
     counts = sizes.to_numpy(dtype=np.int64).tolist()
     bounds = [0, *np.cumsum(counts).tolist()]
     return AssessmentSets(pairs=[(str(c), str(p)) for c, p in sizes.index], sizes=counts,
@@ -172,7 +172,7 @@ def finding_sets(findings: pd.DataFrame) -> FindingSets:
     import numpy as np
     import pandas as pd
 
-    from compliance.store import _objects
+    from compliance.store.columns import objects
 
     if findings.empty:
         return FindingSets([], [], [])
@@ -191,7 +191,7 @@ def finding_sets(findings: pd.DataFrame) -> FindingSets:
         if name in FINDING_FLOATS:
             columns[name] = column.to_numpy(dtype=np.float64)[order]
         else:
-            columns[name] = _objects(column)[order].tolist()
+            columns[name] = objects(column)[order].tolist()
     bounds = [0, *np.cumsum(counts).tolist()]
     return FindingSets(contracts=[str(c) for c in contracts], sizes=counts,
                        documents=_documents(FINDING_FIELDS, columns, bounds))
