@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from compliance.assess import FloatArray
-    from compliance.escalation import RulesResult
+    from compliance.escalation import EscalationRecord, RulesResult
     from compliance.helper import Helper
     from compliance.progress import Progress
     from compliance.schedule import Schedule
@@ -389,19 +389,19 @@ class _Records:
 
 def _records(schedules: Mapping[str, Schedule], rules: RulesResult) -> _Records:
     """The records of the contracts of ``schedules`` among the rules' results."""
+    from compliance.escalation import escalation_columns
     from compliance.store.packed import finding_sets
 
     findings = rules.findings
     if len(findings):
         findings = findings[findings["contract"].isin(list(schedules)).to_numpy()]
-    escalations: dict[str, list[dict[str, Any]]] = {cid: [] for cid in schedules}
+    by_contract: dict[str, list[EscalationRecord]] = {cid: [] for cid in schedules}
     for e in rules.escalations:
-        if e.contract in escalations:
-            escalations[e.contract].append(e.row())
-    rows = [row for held in escalations.values() for row in held]
+        if e.contract in by_contract:
+            by_contract[e.contract].append(e)
+    kept = [e for held in by_contract.values() for e in held]
     return _Records(findings=finding_sets(findings),
-                    escalations={name: [row[name] for row in rows] for name in rows[0]}
-                    if rows else {})
+                    escalations=escalation_columns(kept) if kept else {})
 
 
 # The columns of a check's assessments that are stored (Transaction.save_assessments) and

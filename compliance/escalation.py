@@ -105,10 +105,57 @@ class EscalationRecord:
             "level": self.level, "forum": self.forum, "status": self.status,
             "resolved": self.resolved, "rule": self.rule, "resolved_rule": self.resolved_rule,
             "description": self.description, "last_period": self.last_period,
-            "history": json.dumps(self.history), "settings": self.settings_text,
+            "history": history_json(self.history), "settings": self.settings_text,
             "facts": self.facts_text,
             "silenced_until": self.silenced_until, "silence_reason": self.silence_reason,
         }
+
+
+# The columns of a stored escalation, in the order ``EscalationRecord.row`` gives them.
+ESCALATION_COLUMNS = ("contract_id", "measure_id", "opened", "level", "forum", "status",
+                      "resolved", "rule", "resolved_rule", "description", "last_period",
+                      "history", "settings", "facts", "silenced_until", "silence_reason")
+
+
+def escalation_columns(records: Sequence[EscalationRecord]) -> dict[str, list[Any]]:
+    """The records as stored, column by column: ``ESCALATION_COLUMNS``, each with one entry
+    per record (as ``row`` gives each), without a dict per record."""
+    return {
+        "contract_id": [e.contract for e in records],
+        "measure_id": [e.measure for e in records],
+        "opened": [e.opened for e in records],
+        "level": [e.level for e in records],
+        "forum": [e.forum for e in records],
+        "status": [e.status for e in records],
+        "resolved": [e.resolved for e in records],
+        "rule": [e.rule for e in records],
+        "resolved_rule": [e.resolved_rule for e in records],
+        "description": [e.description for e in records],
+        "last_period": [e.last_period for e in records],
+        "history": [history_json(e.history) for e in records],
+        "settings": [e.settings_text for e in records],
+        "facts": [e.facts_text for e in records],
+        "silenced_until": [e.silenced_until for e in records],
+        "silence_reason": [e.silence_reason for e in records],
+    }
+
+
+_HISTORY_KEYS = ("period", "level", "rule", "description")
+
+
+def history_json(history: Sequence[Mapping[str, Any]]) -> str:
+    """An escalation's history as stored: exactly ``json.dumps(history)``, written directly
+    for steps of the usual shape (their four keys in order, texts and a whole level)."""
+    text = json.encoder.encode_basestring_ascii
+    steps = []
+    for step in history:
+        if tuple(step) != _HISTORY_KEYS or type(step["level"]) is not int or not all(
+                type(step[k]) is str for k in ("period", "rule", "description")):
+            return json.dumps(history)
+        steps.append(f'{{"period": {text(step["period"])}, "level": {step["level"]}, '
+                     f'"rule": {text(step["rule"])}, '
+                     f'"description": {text(step["description"])}}}')
+    return f"[{', '.join(steps)}]"
 
 
 @dataclass

@@ -763,6 +763,49 @@ def test_stored_facts_are_the_json_of_each_fact(numbers_as_objects: bool) -> Non
         expected[5], expected[0], expected[3]]
 
 
+def test_a_history_is_written_as_json_dumps_writes_it() -> None:
+    """``history_json`` gives exactly ``json.dumps``' text, awkward texts included, and
+    falls back to it for a step of another shape."""
+    import random
+
+    awkward = ["", "plain", 'quote " and \\ back', "tab\tnew\nline\x00\x1f", "Café £5 — ✓",
+               "emoji \U0001F600", "\u2028\u2029", "{, : ]", "x" * 300]
+    chooser = random.Random(7)
+    histories: list[list[dict[str, object]]] = [[]]
+    for _ in range(300):
+        histories.append([{"period": chooser.choice(["2024-01", "2024-12", "x\"y"]),
+                           "level": chooser.choice([1, 2, 3, 4, 0, -1, 10**20]),
+                           "rule": chooser.choice(awkward),
+                           "description": chooser.choice(awkward)}
+                          for _ in range(chooser.randint(1, 4))])
+    histories += [
+        [{"level": 1, "period": "2024-01", "rule": "r", "description": "d"}],  # other order
+        [{"period": "2024-01", "level": True, "rule": "r", "description": "d"}],
+        [{"period": "2024-01", "level": 1.0, "rule": "r", "description": "d"}],
+        [{"period": "2024-01", "level": 1, "rule": None, "description": "d"}],
+        [{"period": "2024-01", "level": 1, "rule": "r", "description": "d", "extra": 1}],
+        [{"period": "2024-01", "level": 1, "rule": "r"}],
+    ]
+    for history in histories:
+        assert escalation.history_json(history) == json.dumps(history), history
+
+
+def test_escalation_columns_are_the_rows_column_by_column() -> None:
+    records = [escalation.EscalationRecord(
+        contract=f"c{k % 3}", measure=f"m{k}", opened="2024-01", level=1 + k % 3,
+        forum=f"forum {k}", rule=f"r{k}", description=f"d{k}", last_period="2024-02",
+        resolved="2024-03" if k % 2 else None, resolved_rule="recovered" if k % 2 else None,
+        silenced_until="2024-06" if k == 4 else None,
+        silence_reason="agreed" if k == 4 else None,
+        history=[{"period": "2024-01", "level": 1, "rule": f"r{k}", "description": "d"}],
+        settings_text=f'{{"n": {k}}}', facts_text=f'{{"id": "{k}"}}') for k in range(6)]
+    columns = escalation.escalation_columns(records)
+    assert tuple(columns) == escalation.ESCALATION_COLUMNS == tuple(records[0].row())
+    assert [dict(zip(columns, values, strict=True))
+            for values in zip(*columns.values(), strict=True)] == [e.row() for e in records]
+    assert {e.status for e in records} == {"open", "resolved", "silenced"}
+
+
 def test_an_escalation_record_is_stored_with_its_history_as_text() -> None:
     """A record's row holds its history as JSON text (the text the store keeps), read back
     as it was; a record pickles whole."""
