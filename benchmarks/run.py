@@ -221,6 +221,8 @@ def check_all(store: Any, periods: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     start = time.perf_counter()
     with store.transaction(USER) as tx:
+        # As `compliance check` does: the helpers start while the schedules are read.
+        checking.start_helpers(tx, None, periods)
         result = checking.run_check(tx, tx.schedules(None), periods)
         tx.audit("check", {"periods": periods}, result.counts)
         commit = time.perf_counter()

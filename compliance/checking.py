@@ -275,6 +275,26 @@ def batches(schedules: Mapping[str, Schedule], first: Mapping[str, str],
     return runs
 
 
+def start_helpers(tx: Transaction, contracts: Sequence[str] | None, periods: Sequence[str]
+                  ) -> bool:
+    """Start the helpers' fork server now, before the caller reads the schedules, when a
+    check of these periods of the contracts (all of them: None) is sure to use helpers (see
+    ``run_check``): it imports what they need while the schedules are read. Whether it did.
+
+    Sure by a lower bound: the measures in force times the periods checked is at most the
+    measure-periods the check's batches weigh (each measure's history covers at least the
+    periods checked)."""
+    import math
+
+    size = tx.measure_count(contracts) * len(set(periods))
+    if not _helper_count(math.ceil(size / _BATCH_MEASURE_PERIODS), True):
+        return False
+    from compliance.helper import warm
+
+    warm(_HELPERS_IMPORT)
+    return True
+
+
 @collector_paused()
 def run_check(tx: Transaction, schedules: dict[str, Schedule], periods: Sequence[str],
               *, progress: Progress | None = None) -> CheckResult:

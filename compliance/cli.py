@@ -372,10 +372,13 @@ def _check(tx: Transaction, contracts: list[str], periods: list[str],
            returns: list[Path], progress: Progress | None = None) -> CheckResult:
     """The check of the command line; ``progress`` hears of it only when it covers more than
     one period or more than one contract."""
-    from compliance.checking import run_check
+    from compliance.checking import run_check, start_helpers
 
     ids: list[str] = []
     paths = [c for c in contracts if c.endswith((".yaml", ".yml")) or os.path.sep in c]
+    if not paths:
+        # A check large enough for helpers has them start while the schedules are read.
+        start_helpers(tx, contracts or None, periods)
     if paths:
         for schedule in _load_schedules([Path(p) for p in paths]):
             tx.load_schedule(schedule)

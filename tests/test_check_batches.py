@@ -287,6 +287,63 @@ def test_helper_processes_are_used_when_there_are_enough_batches_and_processors(
         assert all(isinstance(helper, Started) for helper in started)
 
 
+def test_helpers_start_before_the_schedules_are_read_when_the_check_is_sure_to_use_them(
+        cli: Callable[..., Any], db_path: StoreRef, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``start_helpers`` starts the fork server only when the measures in force times the
+    periods checked already make three batches (with a processor to spare); the command line
+    calls it before it reads the schedules."""
+    import compliance.helper
+    from compliance.schedule import load_schedule
+    from tests.conftest import DARLINGTON, SUNDERLAND
+
+    assert cli("contract", "load", SUNDERLAND, DARLINGTON).exit_code == 0
+    sunderland = len(load_schedule(SUNDERLAND).measures)
+    darlington = len(load_schedule(DARLINGTON).measures)
+    events: list[str] = []
+    monkeypatch.setattr(compliance.helper, "warm", lambda preload: events.append("warm"))
+    monkeypatch.setattr(compliance.helper, "cores", lambda: 2)
+    monkeypatch.delenv(checking.HELPER_VARIABLE, raising=False)
+    periods = ["2018-07", "2018-08", "2018-09"]
+    both = 3 * (sunderland + darlington)
+    store = Store(db_path.url)
+    try:
+        with store.transaction("tester") as tx:
+            assert tx.measure_count() == sunderland + darlington
+            assert tx.measure_count(["sunderland-tfc"]) == sunderland
+            assert tx.measure_count(["no-such"]) == 0
+            # Two batches' worth at most: no helpers, nothing started.
+            monkeypatch.setattr(checking, "_BATCH_MEASURE_PERIODS", -(-both // 2))
+            assert not checking.start_helpers(tx, None, periods) and events == []
+            # Three batches' worth: started.
+            monkeypatch.setattr(checking, "_BATCH_MEASURE_PERIODS", both // 3)
+            assert checking.start_helpers(tx, None, periods) and events == ["warm"]
+            assert not checking.start_helpers(tx, ["sunderland-tfc"], periods)
+            monkeypatch.setenv(checking.HELPER_VARIABLE, "0")
+            assert not checking.start_helpers(tx, None, periods)
+            monkeypatch.delenv(checking.HELPER_VARIABLE)
+            monkeypatch.setattr(compliance.helper, "cores", lambda: 1)
+            assert not checking.start_helpers(tx, None, periods) and events == ["warm"]
+    finally:
+        store.dispose()
+
+    # The command line starts them before it reads the schedules (and the check runs as
+    # usual, here without helpers).
+    events.clear()
+    monkeypatch.setattr(compliance.helper, "cores", lambda: 2)
+    monkeypatch.setenv(checking.HELPER_VARIABLE, "0")
+    read = Transaction.schedules
+
+    def schedules(self: Transaction, *args: Any, **kwargs: Any) -> Any:
+        events.append("schedules")
+        return read(self, *args, **kwargs)
+
+    monkeypatch.setattr(Transaction, "schedules", schedules)
+    monkeypatch.setattr(checking, "start_helpers", lambda tx, contracts, periods: bool(
+        events.append(f"start {contracts} {len(periods)}")))
+    assert cli("check", "--from", "2018-07", "--to", "2018-09").exit_code == 0
+    assert events[:2] == ["start None 3", "schedules"]
+
+
 def test_a_check_with_its_returns_judges_in_the_helper_what_it_has_just_submitted(
         make_store: Callable[[], StoreRef], tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:

@@ -931,6 +931,16 @@ class Transaction:
         found = found[(found["measure_id"] == measure).to_numpy()]
         return None if found.empty else {str(k): v for k, v in found.iloc[0].items()}
 
+    def measure_count(self, contracts: Sequence[str] | None = None) -> int:
+        """How many measures the schedules in force of the contracts (all of them, or those
+        named) hold together."""
+        query = select(func.count()).select_from(_table(Measure)).join(
+            _table(Contract), (col(Contract.id) == col(Measure.contract_id))
+            & (col(Contract.current_version) == col(Measure.version)))
+        if contracts is not None:
+            query = query.where(col(Measure.contract_id).in_(list(contracts)))
+        return int(self.session.execute(query).scalar_one())
+
     def first_figure_periods(self, contracts: Sequence[str]) -> dict[str, str]:
         """The earliest period each contract holds a figure for (those with none are left
         out), from the returns' arrivals: one row per contract and period."""
