@@ -401,8 +401,8 @@ def test_submissions_number_versions_and_keep_nulls(make_store: Callable[[], Sto
     assert list(latest.columns) == ["contract", "measure", "period", "value", "numerator",
                                     "denominator", "source", "source_rank", "comment",
                                     "version"]
-    assert [str(t) for t in latest.dtypes] == ["object"] * 3 + ["float64"] * 3 + [
-        "object", "int64", "object", "int64"]
+    assert [str(t) for t in latest.dtypes] == ["category"] * 3 + ["float64"] * 3 + [
+        "category", "int64", "object", "int64"]
     assert sorted(zip(latest["contract"], latest["measure"], latest["period"],
                       latest["source"], latest["version"], strict=True)) == [
         (DARLINGTON_ID, "CS1", "2017-06", "a", 2),
@@ -428,8 +428,8 @@ def test_latest_figures_without_revisions_are_every_figure(
     assert latest["period"].tolist() == [f"2018-{m:02d}" for m in range(1, 7)]
     assert latest["value"].tolist() == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
     assert latest["numerator"].isna().all() and latest["version"].tolist() == [1] * 6
-    assert [str(t) for t in latest.dtypes] == ["object"] * 3 + ["float64"] * 3 + [
-        "object", "int64", "object", "int64"]
+    assert [str(t) for t in latest.dtypes] == ["category"] * 3 + ["float64"] * 3 + [
+        "category", "int64", "object", "int64"]
     store.dispose()
 
 

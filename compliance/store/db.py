@@ -653,7 +653,8 @@ class Transaction:
 
     def latest_figures(self, contracts: Sequence[str], up_to: str | None = None, *,
                        parts: bool = True) -> pd.DataFrame:
-        """Every source of the latest version of each figure of the contracts.
+        """Every source of the latest version of each figure of the contracts: contract,
+        measure, period and source as categoricals.
 
         ``parts=False`` leaves out the numerator and denominator each figure came with (the
         assessment reads only the figure itself): two columns fewer to read."""

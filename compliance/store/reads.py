@@ -13,8 +13,6 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from compliance.batch import shared_texts
-
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -22,8 +20,9 @@ FIGURE_COLUMNS = ["contract", "measure", "period", "value", "numerator", "denomi
                   "source", "source_rank", "comment", "version"]
 # The figure table's names of the columns named otherwise in ``latest_figures``' frame.
 _FIGURE_FIELDS = {"contract": "contract_id", "measure": "measure_id"}
-# Columns of figures whose few distinct texts are shared rather than held once per row.
-_SHARED_TEXTS = ("contract", "measure", "period", "source")
+# Columns of figures with few distinct texts: held as categoricals (each text once, and a
+# code per row), which the assessment groups and compares by code.
+_CODED = ("contract", "measure", "period", "source")
 # Rows a read fetches at a time.
 FETCH_CHUNK = 100_000
 # Contracts named in one query.
@@ -68,24 +67,25 @@ def latest_figures(connection: Any, mark: str, contracts: Sequence[str],
             cursor.execute(query, params)
             # Read a chunk at a time: only one chunk's rows are held as tuples at once.
             while rows := cursor.fetchmany(FETCH_CHUNK):
-                chunks.append(figure_frame(rows, names))
+                chunks.append(_rows_frame(rows, names))
     finally:
         cursor.close()
     if not chunks:
-        return figure_frame([], names)
-    if len(chunks) == 1:
-        return chunks[0]
-    return pd.concat(chunks, ignore_index=True)
+        chunks.append(_rows_frame([], names))
+    frame = chunks[0] if len(chunks) == 1 else pd.concat(chunks, ignore_index=True)
+    del chunks
+    # Contract, measure, period and source as categoricals (their texts in order), made
+    # once for all the chunks.
+    for name in _CODED:
+        frame[name] = pd.Categorical(frame[name].to_numpy(dtype=object))
+    return frame
 
 
-def figure_frame(rows: list[Any], columns: Sequence[str] = FIGURE_COLUMNS) -> pd.DataFrame:
-    """Rows of ``latest_figures`` as its frame."""
+def _rows_frame(rows: list[Any], columns: Sequence[str]) -> pd.DataFrame:
+    """Rows of ``latest_figures`` as a frame, their numbers as floats."""
     import pandas as pd
 
     frame = pd.DataFrame.from_records(rows, columns=list(columns), coerce_float=True)
-    for name in _SHARED_TEXTS:
-        if frame[name].dtype == object:
-            frame[name] = shared_texts(frame[name].to_numpy())
     return frame.astype({name: "float64" for name in ("value", "numerator", "denominator")
                          if name in frame.columns})
 
