@@ -147,11 +147,17 @@ def _first_positions(codes: IntArray, count: int) -> IntArray:
     return first
 
 
+def _values(column: pd.Series) -> Any:
+    """A column's values as they are held: a numpy array, or pandas' own array (a
+    categorical, say)."""
+    return column.to_numpy() if isinstance(column.dtype, np.dtype) else column.array
+
+
 def _take(values: Any, index: IntArray) -> Any:
     """values[index], where -1 gives a missing value; the dtype widens (int to float, bool to
     object) only where something is missing, as a left merge's does."""
     if isinstance(values, pd.Series):
-        values = values.to_numpy() if isinstance(values.dtype, np.dtype) else values.array
+        values = _values(values)
     if len(index) and int(index.min()) < 0:
         return pd.api.extensions.take(values, index, allow_fill=True)
     return values.take(index)
@@ -836,10 +842,18 @@ def add_features(history: pd.DataFrame, spc: Mapping[str, Any] | None = None) ->
     final = by_series[_sorted(*((c[by_series], count) for c, count in (
         charts.contract, charts.period, order)))]
     source = rows[final]
-    columns = {c: _take(history[c], source) for c in history.columns
-               if c not in SPC_FEATURES.values()}
-    columns.update({name: values[final] for name, values in charts.columns.items()})
-    columns.update({name: values[final] for name, values in features.items()})
+    if len(source) == len(history) and np.array_equal(source, np.arange(len(source))) and (
+            np.array_equal(final, source)):
+        # Already in that order (as a check's history is laid out): no column is gathered.
+        columns = {c: _values(history[c]) for c in history.columns
+                   if c not in SPC_FEATURES.values()}
+        columns.update(charts.columns)
+        columns.update(features)
+    else:
+        columns = {c: _take(history[c], source) for c in history.columns
+                   if c not in SPC_FEATURES.values()}
+        columns.update({name: values[final] for name, values in charts.columns.items()})
+        columns.update({name: values[final] for name, values in features.items()})
     with np.errstate(divide="ignore", invalid="ignore"):
         fraction = (pd.Series(columns["source_spread"], copy=False).astype(float)
                     / pd.Series(columns["value"], copy=False).astype(float).abs())

@@ -825,3 +825,19 @@ def test_an_escalation_record_is_stored_with_its_history_as_text() -> None:
     copy.history.append({"period": "2024-03", "level": 3, "rule": "esc-3",
                          "description": "higher"})
     assert json.loads(copy.row()["history"])[-1]["level"] == 3
+
+
+def test_features_of_a_history_in_any_order_are_those_of_it_in_order() -> None:
+    """``add_features`` lays its rows out by contract, period and the schedule's order of
+    measures: a history already so laid out (as a check's is) is taken as it is, and one in
+    any other order comes out the same."""
+    schedule = load_schedule(SUNDERLAND)
+    figures = pd.concat([parse_return(p, {schedule.id: schedule}) for p in RETURNS],
+                        ignore_index=True)
+    history = assess(measure_table([schedule]), figures, ["2018-09"], history=True)
+    in_order = add_features(history)
+    assert len(in_order) == len(history) > 50
+    for seed in (1, 2):
+        shuffled = history.sample(frac=1, random_state=seed).reset_index(drop=True)
+        pd.testing.assert_frame_equal(add_features(shuffled), in_order)
+    assert in_order["consecutive_breaches"].max() >= 2
