@@ -226,14 +226,18 @@ def _lateness(history: pd.DataFrame, schedules: Mapping[str, Schedule],
         arrived = np.full(len(contracts) * len(figure_periods), -1, dtype=np.int64)
         where_contract = {c: i for i, c in enumerate(contracts)}
         where_figure = {f: i for i, f in enumerate(figure_periods)}
+        days: dict[Any, int] = {}  # each distinct time (a return's rows share one) once
         for (cid, figure_period), at in received.items():
             c = where_contract.get(cid, -1)
             f = where_figure.get(figure_period, -1)
             if c >= 0 and f >= 0:
-                when = pd.Timestamp(at)
-                when = when.tz_localize("UTC") if when.tzinfo is None else when.tz_convert(
-                    "UTC")
-                arrived[c * len(figure_periods) + f] = (when.date() - dt.date(1970, 1, 1)).days
+                on = days.get(at)
+                if on is None:
+                    when = pd.Timestamp(at)
+                    when = when.tz_localize("UTC") if when.tzinfo is None else when.tz_convert(
+                        "UTC")
+                    on = days[at] = (when.date() - dt.date(1970, 1, 1)).days
+                arrived[c * len(figure_periods) + f] = on
         row_arrived = arrived[contract_code * len(figure_periods) + figure_code]
         known = (row_arrived >= 0) & (day > 0) & (figure_code >= 0)
         late[known] = (row_arrived - due)[known]

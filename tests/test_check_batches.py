@@ -539,3 +539,33 @@ def test_what_a_helper_reads_and_judges_with_is_imported_once_by_the_fork_server
             if name.split(".")[0] in ("sqlalchemy", "sqlmodel", "alembic")
             or name == "compliance.store.db"] == []
     assert "compliance.store.reads" in preloaded
+
+
+def test_days_late_read_each_arrival_time_however_it_is_given() -> None:
+    """``_lateness``: days after the due date each figure's return arrived, whether the
+    arrival time is given aware, naive (UTC) or as text, and one time shared by several
+    periods (one return's) counted for each."""
+    import datetime as dt
+
+    import numpy as np
+    import pandas as pd
+
+    schedule = SimpleNamespace(contract=SimpleNamespace(return_due_day=15))
+    one = dt.datetime(2018, 8, 20, 23, 30, tzinfo=dt.UTC)  # shared by two periods
+    history = pd.DataFrame({
+        "contract": ["a", "a", "a", "a", "b"],
+        "period": ["2018-07", "2018-07", "2018-08", "2018-09", "2018-07"],
+        "figure_period": ["2018-07", "2018-06", "2018-08", "2018-09", "2018-07"]})
+    received = {
+        ("a", "2018-07"): one, ("a", "2018-06"): one,
+        # 01:30 on 16 September in London is 00:30 UTC: a day late.
+        ("a", "2018-08"): dt.datetime(2018, 9, 16, 1, 30,
+                                      tzinfo=dt.timezone(dt.timedelta(hours=1))),
+        ("a", "2018-09"): "2018-10-14 12:00:00",  # naive text, UTC
+        ("b", "2018-07"): dt.datetime(2018, 8, 1),
+    }
+    schedules: dict[str, Any] = {"a": schedule, "b": SimpleNamespace(
+        contract=SimpleNamespace(return_due_day=None))}
+    late = checking._lateness(history, schedules, received)["days_late"].to_numpy()
+    # July's return was due 15 August, August's 15 September, September's 15 October.
+    np.testing.assert_array_equal(late, [5, 5, 1, -1, np.nan])

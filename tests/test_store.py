@@ -1045,3 +1045,21 @@ def test_only_a_plain_sqlite_file_is_read_through_the_standard_library() -> None
     for url in ("sqlite://", "sqlite:///:memory:", "sqlite:///file:x?mode=memory&uri=true",
                 "sqlite:///a.db?timeout=5", "postgresql+psycopg://u@h/db"):
         assert reads.sqlite_file(url) is None, url
+
+
+def test_a_column_as_the_stores_rows_take_it_whatever_its_type() -> None:
+    """``columns.objects``: Python values, None for every kind of missing value; a
+    categorical column gives the same as its texts."""
+    import numpy as np
+
+    from compliance.store.columns import objects
+
+    texts = ["a", None, "b", "a", "c"]
+    expected = ["a", None, "b", "a", "c"]
+    for column in (pd.Series(texts, dtype=object), pd.Series(pd.Categorical(texts)),
+                   pd.Series(pd.Categorical(["a", np.nan, "b", "a", "c"])),
+                   np.array(["a", float("nan"), "b", "a", "c"], dtype=object)):
+        assert objects(column).tolist() == expected, column
+    assert objects(pd.Series(pd.Categorical([], categories=["x"]))).tolist() == []
+    assert objects(pd.Series(["x", "y"])).tolist() == ["x", "y"]
+    assert objects(np.array([1.5, np.nan])).tolist() == [1.5, None]

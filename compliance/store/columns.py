@@ -14,6 +14,12 @@ def objects(values: Any) -> Any:
     import pandas as pd
     from pandas.api.types import infer_dtype
 
+    if isinstance(getattr(values, "dtype", None), pd.CategoricalDtype):
+        # Each category's text once; a missing value's code is -1.
+        coded = pd.Categorical(values)
+        texts = np.empty(len(coded.categories) + 1, dtype=object)
+        texts[:-1] = np.asarray(coded.categories, dtype=object)
+        return texts[coded.codes]  # the last, None, for a code of -1
     array = np.asarray(values, dtype=object)
     if infer_dtype(array, skipna=False) == "string":
         return array  # text throughout: nothing is missing
