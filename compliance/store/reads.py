@@ -94,11 +94,15 @@ def returns_received(connection: Any, mark: str, contracts: Sequence[str]
                      ) -> dict[tuple[str, str], dt.datetime]:
     """When the first figure for each contract and period arrived."""
     found: dict[tuple[str, str], dt.datetime] = {}
+    moments: dict[Any, dt.datetime] = {}  # a return's periods share its time: read it once
     for chunk in _chunks(list(dict.fromkeys(contracts))):
         for c, p, at in _rows(connection, "SELECT contract_id, period, received_at FROM "
                               f"return_arrival WHERE contract_id IN ({_marks(mark, chunk)})",
                               chunk):
-            found[(c, p)] = _moment(at)
+            moment = moments.get(at)
+            if moment is None:
+                moment = moments[at] = _moment(at)
+            found[(c, p)] = moment
     return found
 
 
