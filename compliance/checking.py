@@ -428,15 +428,6 @@ def _records(schedules: Mapping[str, Schedule], rules: RulesResult) -> _Records:
                     escalations=escalation_columns(kept) if kept else {})
 
 
-# The columns of a check's assessments that are stored (Transaction.save_assessments) and
-# shown (compliance.views): the rest of the history's columns serve the rules alone.
-_KEPT = ("contract", "period", "measure", "figure_period", "value", "source", "sources",
-         "source_spread", "target_low", "target_high", "tolerance_low", "tolerance_high",
-         "compared_with", "profiled_target", "status", "rag", "direction", "previous_value",
-         "change", "forecast", "forecast_status", "reason", "variation", "assurance",
-         "schedule_version", "figure_version")
-
-
 @collector_paused()
 def _judge(inputs: _Inputs, periods: list[str]) -> Judged:
     """Assess a batch and run the rules on it, from what was read for it; and make its
@@ -451,9 +442,10 @@ def _judge(inputs: _Inputs, periods: list[str]) -> Judged:
 
     began = time.perf_counter()
     history = _history(inputs)
-    checked = _checked(history, periods)
-    assessments = checked[[name for name in _KEPT if name in checked.columns]]
-    del checked
+    # The assessments of the periods checked: their sets take the fields they keep by name
+    # (and the profiled targets are taken beside them), the history's other columns serving
+    # the rules alone.
+    assessments = _checked(history, periods)
     assessed = time.perf_counter()
     rules = run_rules(history, inputs.schedules, inputs.silences or {})
     judged = time.perf_counter()
