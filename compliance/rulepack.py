@@ -378,15 +378,30 @@ class _Column:
 
     def __init__(self, values: Any, length: int) -> None:
         import numpy as np
-        import pandas as pd
 
         if values is None:
             values = np.full(length, None, dtype=object)
         self.values = values
         self.numeric = values.dtype.kind in "biuf"
-        self.present = ~pd.isna(values)
+        self._present: Any = None
         self._codes: Any = None
         self._uniques: list[Any] = []
+
+    @property
+    def present(self) -> Any:
+        """Where the field has a value (not None, NaN or another missing marker): worked out
+        when first asked for, from the codes for texts (which code a missing value -1)."""
+        import numpy as np
+
+        if self._present is None:
+            if self.values.dtype.kind == "f":
+                self._present = ~np.isnan(self.values)
+            elif self.numeric:
+                self._present = np.ones(len(self.values), dtype=bool)
+            else:
+                codes, _ = self.coded()
+                self._present = codes >= 0
+        return self._present
 
     def coded(self) -> tuple[Any, list[Any]]:
         """Codes of the values (-1 where absent) and the distinct values they index."""
