@@ -12,7 +12,7 @@ fresh store, through the library functions the command line uses:
 - check: ``run_check`` of every contract for all 25 periods + commit (as ``check --from --to``),
   its time split, as the check itself accounts for it (``CheckResult.seconds``), into assess
   (reading the figures, ``assess``, ``add_features``), rules (``run_rules``) and write
-  (``save_assessments``, ``replace_records``, commit); when a helper process judges batches,
+  (``save_assessment_sets``, ``replace_records``, commit); when a helper process judges batches,
   assess and rules overlap the reading and writing, and the stages add up to more than the check;
 - peak memory: the child's resident-set high-water mark (``ru_maxrss``) after the check, plus
   that of the check's helper process.
