@@ -99,16 +99,8 @@ class EscalationRecord:
         return loaded
 
     def row(self) -> dict[str, Any]:
-        """As stored."""
-        return {
-            "contract_id": self.contract, "measure_id": self.measure, "opened": self.opened,
-            "level": self.level, "forum": self.forum, "status": self.status,
-            "resolved": self.resolved, "rule": self.rule, "resolved_rule": self.resolved_rule,
-            "description": self.description, "last_period": self.last_period,
-            "history": history_json(self.history), "settings": self.settings_text,
-            "facts": self.facts_text,
-            "silenced_until": self.silenced_until, "silence_reason": self.silence_reason,
-        }
+        """As stored (``escalation_columns`` of this record alone)."""
+        return {name: values[0] for name, values in escalation_columns([self]).items()}
 
 
 # The columns of a stored escalation, in the order ``EscalationRecord.row`` gives them.

@@ -371,6 +371,24 @@ def test_a_check_with_its_returns_judges_in_the_helper_what_it_has_just_submitte
     assert answers.count == 2 and answers.reads == 0 and whole[1]["finding"]
 
 
+def _after_sunderland_check(cli: Callable[..., Any], db_path: StoreRef,
+                            read: Callable[[Transaction, dict[str, Any]], Any]
+                            ) -> tuple[dict[str, Any], Any]:
+    """Sunderland's return checked from June to September 2018 by the command line; then
+    the store's schedules, and what ``read`` reads with them in a transaction."""
+    from tests.conftest import SUNDERLAND, SUNDERLAND_RETURN
+
+    assert cli("check", "--contract", SUNDERLAND, "--returns", SUNDERLAND_RETURN,
+               "--from", "2018-06", "--to", "2018-09").exit_code == 0
+    store = Store(db_path.url)
+    try:
+        with store.transaction("tester") as tx:
+            schedules = tx.schedules()
+            return schedules, read(tx, schedules)
+    finally:
+        store.dispose()
+
+
 def test_the_records_a_check_stores_give_back_the_rules_findings_and_escalations(
         cli: Callable[..., Any], db_path: StoreRef) -> None:
     """A check keeps the rules' findings and escalations as the store takes them (and a
@@ -381,19 +399,13 @@ def test_the_records_a_check_stores_give_back_the_rules_findings_and_escalations
     from compliance.escalation import records as as_rows
     from compliance.escalation import run_rules
     from compliance.store.packed import FINDING_FIELDS, AssessmentSets
-    from tests.conftest import SUNDERLAND, SUNDERLAND_RETURN
 
-    assert cli("check", "--contract", SUNDERLAND, "--returns", SUNDERLAND_RETURN,
-               "--from", "2018-06", "--to", "2018-09").exit_code == 0
-    store = Store(db_path.url)
-    try:
-        with store.transaction("tester") as tx:
-            schedules = tx.schedules()
-            history = checking.history_with_features(
-                tx, schedules, dict.fromkeys(schedules, "2018-09"))
-            rules = run_rules(history, schedules, tx.silences(list(schedules)))
-    finally:
-        store.dispose()
+    def judged(tx: Transaction, schedules: dict[str, Any]) -> Any:
+        history = checking.history_with_features(
+            tx, schedules, dict.fromkeys(schedules, "2018-09"))
+        return run_rules(history, schedules, tx.silences(list(schedules)))
+
+    schedules, rules = _after_sunderland_check(cli, db_path, judged)
     assert len(rules.findings) and rules.escalations and len(rules.fired)
     records = checking._records(schedules, rules)
     assert sum(records.findings.sizes) == len(rules.findings)
@@ -430,18 +442,10 @@ def test_the_assessments_a_check_shows_are_read_from_their_sets_as_the_frame_gav
     import copy
     import math
 
-    from tests.conftest import SUNDERLAND, SUNDERLAND_RETURN
 
-    assert cli("check", "--contract", SUNDERLAND, "--returns", SUNDERLAND_RETURN,
-               "--from", "2018-06", "--to", "2018-09").exit_code == 0
-    store = Store(db_path.url)
-    try:
-        with store.transaction("tester") as tx:
-            schedules = tx.schedules()
-            inputs = checking._read(tx, schedules, dict.fromkeys(schedules, "2018-09"),
-                                    silences=True)
-    finally:
-        store.dispose()
+    schedules, inputs = _after_sunderland_check(
+        cli, db_path, lambda tx, schedules: checking._read(
+            tx, schedules, dict.fromkeys(schedules, "2018-09"), silences=True))
     # Two batches, the later months' first.
     batches_of = [["2018-08", "2018-09"], ["2018-06", "2018-07"]]
     judged = [checking._judge(copy.deepcopy(inputs), periods) for periods in batches_of]

@@ -189,7 +189,7 @@ def sqlite_reading(path: str) -> Iterator[SqliteReader]:
     one: it waits for a writer as long as the store does, and changes nothing."""
     import sqlite3
 
-    connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    connection = sqlite3.connect(path, isolation_level=None)
     try:
         connection.execute("PRAGMA busy_timeout=60000")
         connection.execute("PRAGMA query_only=ON")
