@@ -559,8 +559,8 @@ def _work(kind: str, *args: Any) -> Any:
     began = time.perf_counter()
     path = reads.sqlite_file(url)
     if path is not None:
-        # A SQLite file is read through the standard library: the store's engine is not
-        # imported in a helper.
+        # A SQLite file is read through ADBC's driver: the store's engine is not imported
+        # in a helper.
         with collector_paused(), reads.sqlite_reading(path) as reader:
             for number, plan in plans:
                 _READ[number] = _read_plan(reader, plan)
@@ -594,7 +594,8 @@ _READERS = 2
 # SQLAlchemy with it): one reading a server's store imports it at its first batch.
 _HELPERS_IMPORT = ("compliance.checking", "compliance.store.reads", "compliance.store.packed",
                    "compliance.store.columns", "compliance.schedule", "compliance.assess",
-                   "compliance.escalation", "compliance.spc", "orjson", "pandas", "numpy.rec")
+                   "compliance.escalation", "compliance.spc", "orjson", "pandas", "numpy.rec",
+                   "adbc_driver_sqlite.dbapi")
 
 
 @contextmanager

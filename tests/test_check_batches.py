@@ -535,14 +535,15 @@ def test_what_a_helper_reads_and_judges_with_is_imported_once_by_the_fork_server
     assert done.returncode == 0, done.stderr
     *_, imported, preloaded = (json.loads(line) for line in done.stdout.strip().splitlines())
     # (The database's driver and durable-rules, a few milliseconds each, are left to each.)
-    assert [name for name in imported if name.split(".")[0] in ("compliance", "orjson",
-                                                                 "pandas", "numpy")] == []
-    # A SQLite store is read through the standard library: the store's engine is not
-    # imported at all.
+    assert [name for name in imported if name.split(".")[0] in (
+        "compliance", "orjson", "pandas", "numpy", "pyarrow", "adbc_driver_sqlite",
+        "adbc_driver_manager")] == []
+    # A SQLite store is read through ADBC's driver: the store's engine is not imported at
+    # all.
     assert [name for name in imported + preloaded
             if name.split(".")[0] in ("sqlalchemy", "sqlmodel", "alembic")
             or name == "compliance.store.db"] == []
-    assert "compliance.store.reads" in preloaded
+    assert "compliance.store.reads" in preloaded and "adbc_driver_sqlite.dbapi" in preloaded
 
 
 def test_days_late_read_each_arrival_time_however_it_is_given() -> None:

@@ -1035,6 +1035,45 @@ def test_what_a_check_reads_is_read_alike_by_a_transaction_and_by_a_helper(
                                       figures)
         assert reader.returns_received(ids) == received
         assert reader.silences(ids) == silences
+        helper_read = [reader.latest_figures(ids), reader.latest_figures([SUNDERLAND_ID]),
+                       reader.latest_figures([]), reader.latest_figures(["no-such"]),
+                       reader.latest_figures(ids, "2000-01", parts=False)]
+    with store.reading() as tx:
+        for frame, expected_frame in zip(helper_read, [
+                tx.latest_figures(ids), tx.latest_figures([SUNDERLAND_ID]),
+                tx.latest_figures([]), tx.latest_figures(["no-such"]),
+                tx.latest_figures(ids, "2000-01", parts=False)], strict=True):
+            pd.testing.assert_frame_equal(frame, expected_frame)
+    store.dispose()
+    assert len(helper_read[0]) > len(helper_read[1]) > 0 == len(helper_read[2])
+
+
+def test_a_helper_reads_figures_whose_first_thousands_are_missing_as_a_transaction_does(
+        make_store: Callable[[], StoreRef]) -> None:
+    """ADBC's SQLite driver types a column from the values it reads first: a helper reads
+    a result typed from all of it, so that numbers after many missing values (read as a
+    column of integers) are still read, as floats."""
+    from compliance.store import reads
+
+    ref = make_store()
+    path = reads.sqlite_file(ref.url)
+    if path is None:
+        pytest.skip("a helper reads so from a SQLite file only")
+    store = _loaded(ref)
+    missing = [(SUNDERLAND_ID, f"A{n:04d}", "2018-09", NAN, NAN, NAN, "", 0, "", n + 2)
+               for n in range(3000)]
+    known = [(SUNDERLAND_ID, f"B{n:04d}", "2018-09", n / 4, float(n), 4.0, "case-system", 1,
+              f"note {n}", n + 3002) for n in range(20)]
+    with store.transaction() as tx:
+        tx.submit(_figures(missing + known, "many.csv"), {"many.csv": "5" * 64})
+    with store.reading() as tx:
+        expected = tx.latest_figures([SUNDERLAND_ID])
+    store.dispose()
+    with reads.sqlite_reading(path) as reader:
+        read = reader.latest_figures([SUNDERLAND_ID])
+    pd.testing.assert_frame_equal(read, expected)
+    assert read["value"].isna().sum() == 3000 and read["value"].tolist()[-1] == 19 / 4
+    assert read["comment"].tolist()[-1] == "note 19" and read["source_rank"].max() == 1
 
 
 def test_only_a_plain_sqlite_file_is_read_through_the_standard_library() -> None:
