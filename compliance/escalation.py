@@ -124,7 +124,7 @@ def escalation_columns(records: Sequence[EscalationRecord]) -> dict[str, list[An
         "resolved_rule": [e.resolved_rule for e in records],
         "description": [e.description for e in records],
         "last_period": [e.last_period for e in records],
-        "history": [history_json(e.history) for e in records],
+        "history": _histories_json(records),
         "settings": [e.settings_text for e in records],
         "facts": [e.facts_text for e in records],
         "silenced_until": [e.silenced_until for e in records],
@@ -135,19 +135,37 @@ def escalation_columns(records: Sequence[EscalationRecord]) -> dict[str, list[An
 _HISTORY_KEYS = ("period", "level", "rule", "description")
 
 
-def history_json(history: Sequence[Mapping[str, Any]]) -> str:
+def history_json(history: Sequence[Mapping[str, Any]],
+                 written: dict[tuple[Any, ...], str] | None = None) -> str:
     """An escalation's history as stored: exactly ``json.dumps(history)``, written directly
-    for steps of the usual shape (their four keys in order, texts and a whole level)."""
+    for steps of the usual shape (their four keys in order, texts and a whole level).
+
+    ``written`` keeps each distinct step's text, for the histories written after this one
+    (many escalations share steps: the same rule in the same period)."""
     text = json.encoder.encode_basestring_ascii
+    if written is None:
+        written = {}
     steps = []
     for step in history:
-        if tuple(step) != _HISTORY_KEYS or type(step["level"]) is not int or not all(
-                type(step[k]) is str for k in ("period", "rule", "description")):
+        if tuple(step) != _HISTORY_KEYS:
             return json.dumps(history)
-        steps.append(f'{{"period": {text(step["period"])}, "level": {step["level"]}, '
-                     f'"rule": {text(step["rule"])}, '
-                     f'"description": {text(step["description"])}}}')
+        key = (step["period"], step["level"], step["rule"], step["description"])
+        # (Checked before the look-up: True and 1.0 are keys equal to 1.)
+        if type(key[1]) is not int or not all(type(key[k]) is str for k in (0, 2, 3)):
+            return json.dumps(history)
+        shown = written.get(key)
+        if shown is None:
+            shown = written[key] = (f'{{"period": {text(key[0])}, "level": {key[1]}, '
+                                    f'"rule": {text(key[2])}, '
+                                    f'"description": {text(key[3])}}}')
+        steps.append(shown)
     return f"[{', '.join(steps)}]"
+
+
+def _histories_json(records: Sequence[EscalationRecord]) -> list[str]:
+    """``history_json`` of each record's history, each distinct step written once."""
+    written: dict[tuple[Any, ...], str] = {}
+    return [history_json(e.history, written) for e in records]
 
 
 @dataclass
@@ -211,6 +229,7 @@ class _Facts:
         status = features["status"].to_numpy()
         self.rows = np.flatnonzero(status != "not_due")
         self.columns: dict[str, Any] = {}
+        self._ids: Any = None
         self.add(_OUTPUT_COLUMNS)
         codes, uniques = pd.factorize(self.columns["contract"], sort=True)
         names = [str(u) for u in uniques]
@@ -236,9 +255,37 @@ class _Facts:
                              if f in self.columns})
 
     def ids(self, positions: Any) -> list[str]:
-        return [_fact_id(c, m, p) for c, m, p in
-                zip(self.column("contract", positions), self.column("measure", positions),
-                    self.column("period", positions), strict=True)]
+        """The ids of some facts (``_fact_id``)."""
+        ids: list[str] = self.all_ids()[positions].tolist()
+        return ids
+
+    def all_ids(self) -> Any:
+        """Every fact's id (``_fact_id``), as an object array: made once, each distinct
+        contract and measure, and each period, written once."""
+        import numpy as np
+        import pandas as pd
+
+        if self._ids is not None:
+            return self._ids
+        contract, measure, period = (self.columns[name]
+                                     for name in ("contract", "measure", "period"))
+        c_code, contracts = pd.factorize(contract)
+        m_code, measures = pd.factorize(measure)
+        p_code, periods = pd.factorize(period)
+        if (c_code < 0).any() or (m_code < 0).any() or (p_code < 0).any():
+            # A fact without one of them (never in a check's history): each written whole.
+            self._ids = np.array([_fact_id(c, m, p) for c, m, p in zip(
+                contract.tolist(), measure.tolist(), period.tolist(), strict=True)],
+                dtype=object)
+            return self._ids
+        width = max(len(measures), 1)
+        pair_code, pairs = pd.factorize(c_code.astype(np.int64) * width + m_code)
+        contract_texts, measure_texts = contracts.tolist(), measures.tolist()
+        prefixes = np.array([f"{contract_texts[k // width]}|{measure_texts[k % width]}|"
+                             for k in pairs.tolist()], dtype=object)
+        suffixes = np.array([f"{p}" for p in periods.tolist()], dtype=object)
+        self._ids = prefixes[pair_code] + suffixes[p_code]
+        return self._ids
 
     def row(self, position: int, fields: Iterable[str]) -> dict[str, Any]:
         """One fact's id (with an empty sid) and some of its fields."""
@@ -369,7 +416,7 @@ def run_rules(features: pd.DataFrame, schedules: Mapping[str, Schedule],
     seen = np.zeros(len(facts), dtype=bool)
     seen[pos] = True
     unique = np.flatnonzero(seen)
-    unique_ids = np.array(facts.ids(unique), dtype=object)
+    unique_ids = facts.all_ids()[unique]
     id_rank = np.empty(len(unique), dtype=np.int64)
     id_rank[np.argsort(unique_ids, kind="stable")] = np.arange(len(unique))
     rule_names = sorted({o.rule.id for o in outcomes})

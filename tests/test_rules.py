@@ -763,6 +763,24 @@ def test_stored_facts_are_the_json_of_each_fact(numbers_as_objects: bool) -> Non
         expected[5], expected[0], expected[3]]
 
 
+def test_fact_ids_are_made_once_as_each_fact_id_is_written() -> None:
+    """``_Facts.ids`` gives ``_fact_id`` of each fact, however the facts are picked; and
+    so for a fact missing its measure (each id then written whole)."""
+    rows = [("c1", "KPI1", "2024-01"), ("c1", "KPI1.1", "2024-01"), ("c2", "KPI1", "2024-02"),
+            ("c1", "KPI1", "2024-02"), ("c|2", "m", "2024-01"), ("c2", "KPI1", "2024-01")]
+    for measures in ([m for _, m, _ in rows], [None, *[m for _, m, _ in rows[1:]]]):
+        features = pd.DataFrame({
+            "contract": [c for c, _, _ in rows], "measure": measures,
+            "period": [p for _, _, p in rows], "status": ["breach"] * len(rows)})
+        facts = escalation._Facts(features)
+        expected = [escalation._fact_id(c, m, p) for (c, _, p), m
+                    in zip(rows, measures, strict=True)]
+        assert facts.ids(np.arange(len(rows))) == expected
+        some = np.array([4, 0, 4, 2])
+        assert facts.ids(some) == [expected[k] for k in some.tolist()]
+        assert facts.ids(np.array([], dtype=np.int64)) == []
+
+
 def test_a_history_is_written_as_json_dumps_writes_it() -> None:
     """``history_json`` gives exactly ``json.dumps``' text, awkward texts included, and
     falls back to it for a step of another shape."""
@@ -779,6 +797,7 @@ def test_a_history_is_written_as_json_dumps_writes_it() -> None:
                            "description": chooser.choice(awkward)}
                           for _ in range(chooser.randint(1, 4))])
     histories += [
+        [{"period": "2024-01", "level": 1, "rule": "r", "description": "d"}],
         [{"level": 1, "period": "2024-01", "rule": "r", "description": "d"}],  # other order
         [{"period": "2024-01", "level": True, "rule": "r", "description": "d"}],
         [{"period": "2024-01", "level": 1.0, "rule": "r", "description": "d"}],
@@ -788,6 +807,12 @@ def test_a_history_is_written_as_json_dumps_writes_it() -> None:
     ]
     for history in histories:
         assert escalation.history_json(history) == json.dumps(history), history
+    # Histories written one after another keep each step's text for the next: a step of
+    # the same values but another type (True or 1.0 for 1) is still written as itself.
+    written: dict[tuple[object, ...], str] = {}
+    for history in [*histories, *histories[::-1]]:
+        assert escalation.history_json(history, written) == json.dumps(history), history
+    assert written
 
 
 def test_escalation_columns_are_the_rows_column_by_column() -> None:
