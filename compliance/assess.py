@@ -608,26 +608,40 @@ def _judged(measures: pd.DataFrame, grid: _Grid, found: IntArray, has_row: BoolA
 
 
 
-def _recovered(rows: pd.DataFrame) -> pd.Series:
+def _recovered(rows: Mapping[str, Any]) -> BoolArray:
     """Periods that count towards recovery: met or within tolerance; or, where the measure
     has a recovery margin (hysteresis), better than the target by at least that margin, so
-    that a figure hovering at a bound does not open and resolve an escalation every month."""
-    good = rows["status"].isin(["met", "within_tolerance"])
+    that a figure hovering at a bound does not open and resolve an escalation every month.
+
+    ``rows`` holds ``status`` and, where there are margins, ``recovery_margin``, ``value``,
+    ``target_low``, ``target_high`` and ``polarity`` (and ``compared_with``, the target a
+    figure is judged against), as arrays; each text is compared once per distinct value."""
+    good = _equal(rows["status"], "met", "within_tolerance")
     if "recovery_margin" not in rows:
         return good
-    margin = rows["recovery_margin"].astype(float)
-    margin = margin.where(margin >= 0)  # a negative margin (the pack's default) is no margin
-    value = rows["value"].astype(float)
-    low, high = rows["target_low"].astype(float), rows["target_high"].astype(float)
+
+    def numbers(name: str) -> FloatArray:
+        return np.asarray(rows[name], dtype=np.float64)
+
+    margin = numbers("recovery_margin")
+    with np.errstate(invalid="ignore"):
+        # A negative margin (the pack's default) is no margin.
+        margin = np.where(margin >= 0, margin, np.nan)
+    value = numbers("value")
+    low, high = numbers("target_low"), numbers("target_high")
+    polarity = rows["polarity"]
     if "compared_with" in rows:
-        target = rows["compared_with"].astype(float)
-        low = low.where(rows["polarity"] == "within_range", target)
-        high = high.where(rows["polarity"] == "within_range", target)
-    inside = np.select(
-        [rows["polarity"] == "higher_is_better", rows["polarity"] == "lower_is_better"],
-        [value - high, low - value], default=np.fmin(value - low, high - value))
-    clear = good & (inside >= margin)
-    return clear.where(margin.notna(), good).astype(bool)
+        target = numbers("compared_with")
+        in_range = _equal(polarity, "within_range")
+        low = np.where(in_range, low, target)
+        high = np.where(in_range, high, target)
+    with np.errstate(invalid="ignore"):
+        inside = np.select(
+            [_equal(polarity, "higher_is_better"), _equal(polarity, "lower_is_better")],
+            [value - high, low - value], default=np.fmin(value - low, high - value))
+        clear = good & (inside >= margin)
+    recovered: BoolArray = np.where(np.isnan(margin), good, clear)
+    return recovered
 
 
 UNBOUNDED_FRACTION = 1e12
@@ -826,12 +840,11 @@ def add_features(history: pd.DataFrame, spc: Mapping[str, Any] | None = None) ->
                   | (measure[in_order[1:]] != measure[in_order[:-1]]))
     read = [c for c in ("status", "recovery_margin", "value", "target_low", "target_high",
                         "compared_with", "polarity") if c in history]
-    judged_rows = pd.DataFrame({c: np.asarray(history[c].to_numpy())[at] for c in read},
-                               copy=False)
+    judged_rows = {c: np.asarray(history[c].to_numpy())[at] for c in read}
     flags = {"consecutive_breaches": (statuses == "breach")[status_code[at]],
              "consecutive_missing": (statuses == "not_reported")[status_code[at]],
              "consecutive_deteriorating": _equal(history["direction"], "declining")[at],
-             "good_run": _recovered(judged_rows).to_numpy(dtype=bool)}
+             "good_run": _recovered(judged_rows)}
     features: dict[str, IntArray] = {}
     for name, flag in flags.items():
         features[name] = np.zeros(n, dtype=np.int64)

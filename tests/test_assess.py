@@ -339,3 +339,34 @@ def test_overlapping_schedule_versions_keep_their_order() -> None:
         ["M1", 1], ["M1", 3], ["M2", 1], ["M2", 3]]
     # The direction of travel reads the months of the measure whatever the version.
     assert april["previous_value"].tolist()[:2] == [96.0, 96.0]
+
+
+def test_a_period_counts_towards_recovery_by_its_margin_beyond_the_target() -> None:
+    """``_recovered``: met or within tolerance counts; with a recovery margin, only a figure
+    better than its target (the one it is judged against, where given) by the margin; a
+    negative or missing margin is none."""
+    import numpy as np
+
+    from compliance.assess import _recovered
+
+    nan = float("nan")
+    rows = {
+        "status": np.array(["met", "met", "within_tolerance", "breach", "met", "met", None,
+                            "met", "met"], dtype=object),
+        "polarity": np.array(["higher_is_better", "higher_is_better", "lower_is_better",
+                              "higher_is_better", "within_range", "within_range",
+                              "higher_is_better", "lower_is_better", None], dtype=object),
+        "recovery_margin": np.array([1.0, 1.0, 2.0, 1.0, 1.0, 1.0, 1.0, -1.0, nan]),
+        "value": np.array([91.0, 90.5, 5.0, 99.0, 5.0, 5.5, 99.0, 50.0, 1.0], dtype=object),
+        "target_low": np.array([90.0, 90.0, 8.0, 90.0, 4.0, 4.0, 90.0, 10.0, nan]),
+        "target_high": np.array([90.0, 90.0, 8.0, 90.0, 6.0, 6.0, 90.0, 10.0, nan]),
+    }
+    assert _recovered(rows).tolist() == [True, False, True, False, True, False, False, True,
+                                         True]
+    assert _recovered({"status": rows["status"]}).tolist() == [
+        True, True, True, False, True, True, False, True, True]
+    # Judged against another target (a cumulative profile's, say): the margin is beyond it.
+    compared = {**rows, "compared_with": np.array([80.0, 90.0, 3.0, 90.0, 0.0, 0.0, 90.0,
+                                                   10.0, nan])}
+    assert _recovered(compared).tolist() == [True, False, False, False, True, False, False,
+                                             True, True]
