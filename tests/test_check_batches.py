@@ -524,8 +524,8 @@ def test_what_a_helper_reads_and_judges_with_is_imported_once_by_the_fork_server
         with store.reading() as tx:
             schedules = tx.schedules(None)
             ids = list(schedules)
-            plan = (schedules, {c: max(periods) for c in ids}, {c: min(periods) for c in ids},
-                    tx.schedule_versions(ids))
+            plan = checking._plan(schedules, {c: max(periods) for c in ids},
+                                  {c: min(periods) for c in ids}, tx.schedule_versions(ids))
     finally:
         store.dispose()
     (tmp_path / "plan.pickle").write_bytes(pickle.dumps(plan))
