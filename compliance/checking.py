@@ -539,8 +539,11 @@ def _judged_where_read(helpers: list[Helper], url: str, read: Callable[[int], _I
     first = _judge(read(0), periods)
     for helper, batches_of in zip(helpers, theirs, strict=True):
         seconds["read"] += helper.receive()
-        if batches_of:
-            helper.send("judge", batches_of[0], periods)
+        # Where a helper's answers come in memory files, it is given all its batches at
+        # once, and goes from one to the next without waiting for this process to take
+        # each judgement (see compliance.helper).
+        for k in batches_of if helper.queued else batches_of[:1]:
+            helper.send("judge", k, periods)
     ended = _judge(read(last), periods) if last is not None else None
     yield first
     for k in range(1, count):
@@ -550,7 +553,7 @@ def _judged_where_read(helpers: list[Helper], url: str, read: Callable[[int], _I
             continue
         helper = helpers[(k - 1) % ways]
         judged = helper.receive()
-        if k + ways in theirs[(k - 1) % ways]:
+        if not helper.queued and k + ways in theirs[(k - 1) % ways]:
             helper.send("judge", k + ways, periods)
         yield judged
 

@@ -15,6 +15,13 @@ and keeps the ``preload`` it started with.) Nothing of the caller goes with them
 
 A job's exception is raised again in the caller, with the helper's traceback as its cause;
 a helper that dies (killed, out of memory) is an error in the caller, never a silent hang.
+
+Where the system has anonymous memory files (``memfd_create``, Linux), a helper writes each
+answer into one and hands over only its descriptor (the memory is freed once the caller has
+read it and closed it, whichever process ends first). Its answers are then small messages,
+which never fill the connection: the caller may send several jobs at once (``queued``), and
+the helper goes from one to the next without waiting for the caller to take each answer.
+Elsewhere answers go through the connection itself, one job at a time.
 """
 
 from __future__ import annotations
@@ -72,9 +79,16 @@ def cores() -> int:
 
 
 class Helper:
-    """``send(*args)`` hands ``target(*args)`` to the helper; ``receive()`` waits for its
-    answer. One job at a time: a job's answer is received before the next job is sent (the
-    helper would otherwise block, its answer unread, while the caller blocks sending)."""
+    """``send(*args)`` hands ``target(*args)`` to the helper; ``receive()`` waits for the
+    answer to the earliest job whose answer is not yet received. Where answers come in memory
+    files (``queued``), several jobs may be sent before their answers are received, as long
+    as each job is small (a few kilobytes: the caller must never block sending while the
+    helper waits for it to read). Otherwise one job at a time: a job's answer is received
+    before the next job is sent (the helper would otherwise block, its answer unread, while
+    the caller blocks sending)."""
+
+    # Whether several jobs may be sent before their answers are received.
+    queued = hasattr(os, "memfd_create")
 
     def __init__(self, target: Callable[..., Any], preload: Sequence[str] = ()) -> None:
         context = _context(preload)
@@ -83,25 +97,28 @@ class Helper:
                                         name="compliance-helper")
         self._process.start()
         theirs.close()
-        self._waiting = False  # a job sent whose answer is not yet received
+        self._waiting = 0  # jobs sent whose answers are not yet received
 
     def send(self, *args: Any) -> None:
-        if self._waiting:
+        if self._waiting and not self.queued:
             raise RuntimeError("receive the helper's answer before sending another job")
         try:
             self._conn.send(args)
         except (BrokenPipeError, EOFError, ConnectionResetError) as exc:
             raise self._died() from exc
-        self._waiting = True
+        self._waiting += 1
 
     def receive(self) -> Any:
         if not self._waiting:
             raise RuntimeError("no job was sent to the helper")
         try:
-            ok, answer = self._conn.recv()
+            message = self._conn.recv()
+            if message[0] == _IN_MEMORY_FILE:
+                message = _read_memory_file(self._conn, message[1])
+            ok, answer = message
         except (EOFError, ConnectionResetError) as exc:
             raise self._died() from exc
-        self._waiting = False
+        self._waiting -= 1
         if ok:
             return answer
         error, text = answer
@@ -157,7 +174,7 @@ def _serve(conn: Any, target: Callable[..., Any]) -> None:
             answer = (False, (exc, traceback.format_exc()))
         try:
             try:
-                conn.send(answer)
+                _send(conn, answer)
             except (pickle.PicklingError, TypeError, AttributeError, ValueError) as exc:
                 problem = f"the helper's answer could not be sent back: {exc}"
                 if not answer[0]:
@@ -166,3 +183,42 @@ def _serve(conn: Any, target: Callable[..., Any]) -> None:
                 conn.send((False, (RuntimeError(problem), traceback.format_exc())))
         except OSError:
             return  # the caller has gone: nothing to answer
+
+
+# The message that says an answer waits in a memory file (its descriptor follows).
+_IN_MEMORY_FILE = "answer in a memory file"
+
+
+def _send(conn: Any, answer: tuple[bool, Any]) -> None:
+    """Send an answer: through an anonymous memory file where the system has them (see the
+    module's description), else through the connection."""
+    if not Helper.queued:
+        conn.send(answer)
+        return
+    from multiprocessing import reduction
+
+    data = reduction.ForkingPickler.dumps(answer)  # as the connection pickles what it sends
+    handle = os.memfd_create("compliance-answer", os.MFD_CLOEXEC)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(handle, view):]
+        del view
+        conn.send((_IN_MEMORY_FILE, len(data)))
+        reduction.send_handle(conn, handle, None)
+    finally:
+        os.close(handle)
+
+
+def _read_memory_file(conn: Any, size: int) -> Any:
+    """The answer waiting in the memory file whose descriptor comes next on ``conn``."""
+    import mmap
+    import pickle
+    from multiprocessing import reduction
+
+    handle = reduction.recv_handle(conn)
+    try:
+        with mmap.mmap(handle, size, prot=mmap.PROT_READ) as memory:
+            return pickle.loads(memory)
+    finally:
+        os.close(handle)
