@@ -142,22 +142,24 @@ def history_json(history: Sequence[Mapping[str, Any]],
 
     ``written`` keeps each distinct step's text, for the histories written after this one
     (many escalations share steps: the same rule in the same period)."""
-    text = json.encoder.encode_basestring_ascii
     if written is None:
         written = {}
     steps = []
     for step in history:
-        if tuple(step) != _HISTORY_KEYS:
+        if len(step) != 4 or tuple(step) != _HISTORY_KEYS:
             return json.dumps(history)
-        key = (step["period"], step["level"], step["rule"], step["description"])
-        # (Checked before the look-up: True and 1.0 are keys equal to 1.)
-        if type(key[1]) is not int or not all(type(key[k]) is str for k in (0, 2, 3)):
+        key = tuple(step.values())
+        period, level, rule, description = key
+        if type(level) is not int:  # (True and 1.0 are keys equal to 1)
             return json.dumps(history)
         shown = written.get(key)
         if shown is None:
-            shown = written[key] = (f'{{"period": {text(key[0])}, "level": {key[1]}, '
-                                    f'"rule": {text(key[2])}, '
-                                    f'"description": {text(key[3])}}}')
+            if type(period) is not str or type(rule) is not str or type(description) is not str:
+                return json.dumps(history)
+            text = json.encoder.encode_basestring_ascii
+            shown = written[key] = (f'{{"period": {text(period)}, "level": {level}, '
+                                    f'"rule": {text(rule)}, '
+                                    f'"description": {text(description)}}}')
         steps.append(shown)
     return f"[{', '.join(steps)}]"
 
