@@ -71,19 +71,16 @@ _MOST_QUOTED_LINES = 1000
 
 
 def _csv_columns(text: str, raw: bytes | None = None) -> list[_Column] | None:
-    """Every column of a CSV, factorised, read by pandas' C parser; None unless that reading
-    is provably the one ``csv.reader`` makes of the text.
+    """Every column of a CSV, factorised, read by Arrow's CSV reader (``_arrow_columns``);
+    None unless that reading is provably the one ``csv.reader`` makes of the text.
 
     Without quotes, both split each line at every comma. So the text is taken only when it
     has no carriage return and no blank line (``csv.reader`` gives those as rows of no cells,
     which the column-wise validation does not read), every line holding a quote is one whole
-    record that ``csv.reader`` reads (strictly) to the very cells pandas gives, and every
+    record that ``csv.reader`` reads (strictly) to the very cells Arrow gives, and every
     line has as many cells as the first. ``raw``, when given, is the text as UTF-8 bytes,
-    which pandas reads without encoding the text again.
+    which Arrow reads without encoding the text again.
     """
-    import numpy as np
-    import pandas as pd
-
     if not text or "\r" in text or text.startswith("\n") or "\n\n" in text:
         return None
     lines = text.count("\n") + (0 if text.endswith("\n") else 1)
@@ -109,32 +106,60 @@ def _csv_columns(text: str, raw: bytes | None = None) -> list[_Column] | None:
             return None  # quotes throughout: csv.reader reads such a file as fast
         commas_in_quoted += line.count(",")
         at = text.find('"', end)
-    try:
-        source: io.StringIO | io.BytesIO = io.StringIO(text) if raw is None else io.BytesIO(raw)
-        frame = pd.read_csv(source, encoding="utf-8", header=None, dtype="category",
-                            na_filter=False,
-                            keep_default_na=False, skip_blank_lines=False, engine="c",
-                            quotechar='"', quoting=csv.QUOTE_MINIMAL, doublequote=True,
-                            escapechar=None, comment=None, skipinitialspace=False,
-                            index_col=False)
-    except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError):
+    columns = _arrow_columns(text.encode("utf-8") if raw is None else raw)
+    if columns is None:
         return None
-    width = frame.shape[1]
-    if len(frame) != lines or width == 0:
+    width = len(columns)
+    if not width or len(columns[0].codes) != lines:
         return None
     if text.count(",") - commas_in_quoted != (lines - len(quoted)) * (width - 1):
         return None  # some line has fewer cells than the first
-    columns = []
-    for name in frame.columns:
-        cells = frame[name].cat
-        codes = np.asarray(cells.codes, dtype=np.intp)
-        uniques = [str(u) for u in cells.categories]
-        if len(codes) and int(codes.min()) < 0:
-            return None
-        columns.append(_Column(codes, uniques))
     for index, record in quoted.items():
         if len(record) != width or [c.uniques[c.codes[index]] for c in columns] != record:
             return None
+    return columns
+
+
+def _arrow_columns(raw: bytes) -> list[_Column] | None:
+    """Every column of a CSV's UTF-8 bytes as Arrow's reader makes them (on all processors),
+    factorised, its texts in order as pandas' would be; None where the reader refuses the
+    text (a line with more or fewer cells than the first, say). Each cell is a text, empty
+    ones too: nothing is read as missing."""
+    import numpy as np
+    import pyarrow as pa
+    from pyarrow import csv as arrow_csv
+
+    first = raw.split(b"\n", 1)[0]
+    try:
+        width = len(next(csv.reader([first.decode("utf-8")])))
+    except (UnicodeDecodeError, csv.Error, StopIteration):
+        return None
+    names = [f"f{i}" for i in range(width)]
+    try:
+        table = arrow_csv.read_csv(
+            pa.py_buffer(raw),
+            read_options=arrow_csv.ReadOptions(column_names=names, use_threads=True),
+            parse_options=arrow_csv.ParseOptions(
+                delimiter=",", quote_char='"', double_quote=True, escape_char=False,
+                newlines_in_values=False, ignore_empty_lines=False),
+            convert_options=arrow_csv.ConvertOptions(
+                column_types=dict.fromkeys(names, pa.dictionary(pa.int32(), pa.string())),
+                null_values=[], strings_can_be_null=False, quoted_strings_can_be_null=False))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, UnicodeDecodeError):
+        return None
+    table = table.unify_dictionaries()
+    columns = []
+    for chunked in table.columns:
+        texts = (chunked.chunk(0).dictionary.to_pylist() if chunked.num_chunks
+                 else [])
+        indices = [chunk.indices.to_numpy(zero_copy_only=False) for chunk in chunked.chunks]
+        codes = (np.concatenate(indices) if indices else np.empty(0, dtype=np.int32))
+        # The texts in order, as pandas gives a categorical's.
+        order = sorted(range(len(texts)), key=texts.__getitem__)
+        rank = np.empty(len(texts), dtype=np.intp)
+        rank[order] = np.arange(len(texts), dtype=np.intp)
+        columns.append(_Column(rank[codes] if len(texts) else codes.astype(np.intp),
+                               [texts[k] for k in order]))
     return columns
 
 
