@@ -112,10 +112,7 @@ class Helper:
         if not self._waiting:
             raise RuntimeError("no job was sent to the helper")
         try:
-            message = self._conn.recv()
-            if message[0] == _IN_MEMORY_FILE:
-                message = _read_memory_file(self._conn, message[1])
-            ok, answer = message
+            ok, answer = _receive(self._conn)
         except (EOFError, ConnectionResetError) as exc:
             raise self._died() from exc
         self._waiting -= 1
@@ -191,15 +188,19 @@ _IN_MEMORY_FILE = "answer in a memory file"
 
 def _send(conn: Any, answer: tuple[bool, Any]) -> None:
     """Send an answer: through an anonymous memory file where the system has them (see the
-    module's description), else through the connection."""
-    if not Helper.queued:
+    module's description), else through the connection.
+
+    Where making a memory file fails (a sandbox that forbids it, say), the answer goes
+    through the connection: the caller reads it either way, and a caller that queued jobs
+    never blocks sending them, so it reads the answer however large."""
+    handle = _memory_file() if Helper.queued else None
+    if handle is None:
         conn.send(answer)
         return
     from multiprocessing import reduction
 
-    data = reduction.ForkingPickler.dumps(answer)  # as the connection pickles what it sends
-    handle = os.memfd_create("compliance-answer", os.MFD_CLOEXEC)
     try:
+        data = reduction.ForkingPickler.dumps(answer)  # as the connection pickles it
         view = memoryview(data)
         while view:
             view = view[os.write(handle, view):]
@@ -208,6 +209,22 @@ def _send(conn: Any, answer: tuple[bool, Any]) -> None:
         reduction.send_handle(conn, handle, None)
     finally:
         os.close(handle)
+
+
+def _memory_file() -> int | None:
+    """A new anonymous memory file's descriptor; None where one cannot be made."""
+    try:
+        return os.memfd_create("compliance-answer", os.MFD_CLOEXEC)
+    except (OSError, AttributeError):
+        return None
+
+
+def _receive(conn: Any) -> Any:
+    """An answer as ``_send`` sent it."""
+    message = conn.recv()
+    if message[0] == _IN_MEMORY_FILE:
+        message = _read_memory_file(conn, message[1])
+    return message
 
 
 def _read_memory_file(conn: Any, size: int) -> Any:

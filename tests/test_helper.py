@@ -195,3 +195,29 @@ def test_closing_abandons_a_job_under_way(capfd: pytest.CaptureFixture[str]) -> 
     assert time.monotonic() - began < 30
     assert not helper._process.is_alive()
     assert "Traceback" not in capfd.readouterr().err
+
+
+def test_an_answer_goes_through_the_connection_where_no_memory_file_can_be_made(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``_send`` falls back to the connection when making a memory file fails (a sandbox
+    forbidding it), and ``_receive`` reads either; a large answer in a memory file too."""
+    import multiprocessing
+
+    from compliance import helper as helpers
+
+    ours, theirs = multiprocessing.Pipe()
+    small = (True, {"n": 3})
+    large = (True, [f"text {k} " * 10 for k in range(30_000)])
+    if Helper.queued:
+        helpers._send(theirs, large)
+        assert helpers._receive(ours) == large
+
+    def refused(*_: object) -> int:
+        raise PermissionError("memfd_create is not allowed here")
+
+    monkeypatch.setattr(os, "memfd_create", refused, raising=False)
+    assert helpers._memory_file() is None
+    helpers._send(theirs, small)
+    assert helpers._receive(ours) == small
+    ours.close()
+    theirs.close()
