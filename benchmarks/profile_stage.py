@@ -31,6 +31,42 @@ import generate  # noqa: E402
 import run  # noqa: E402
 
 
+def stores(size: int, work: Path, seed: int = 1, *, imported: bool = True
+           ) -> tuple[Path, Path, Path]:
+    """The data set of ``size`` figures and two SQLite stores of it in ``work``, made with
+    this checkout's code unless they are there already (and brought to its schema): one
+    holding the schedules, and (``imported``) one holding the figures too. Returns the data
+    folder and the two files."""
+    from compliance.store import Store
+
+    work.mkdir(parents=True, exist_ok=True)
+    data = run.ensure_data(size, work, seed)
+    loaded = work / f"profile-{size}-schedules.db"
+    done = work / f"profile-{size}-imported.db"
+    db = work / f"profile-{size}.db"
+    url = f"sqlite:///{db}"
+    if not loaded.exists():
+        db.unlink(missing_ok=True)
+        store = Store(url)
+        store.init()
+        print(f"schedules loaded in {run.load_schedules(store, data):.1f}s", file=sys.stderr)
+        store.dispose()
+        shutil.copyfile(db, loaded)
+    if imported and not done.exists():
+        shutil.copyfile(loaded, db)
+        store = Store(url)
+        print(f"imported in {run.import_return(store, data / 'returns.csv')['import_s']:.1f}s",
+              file=sys.stderr)
+        store.dispose()
+        shutil.copyfile(db, done)
+    for kept in (loaded, done) if imported else (loaded,):
+        # A store kept from an older schema is brought up to this checkout's, once.
+        store = Store(f"sqlite:///{kept}")
+        store.init()
+        store.dispose()
+    return data, loaded, done
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Profile import or check at one size.")
     parser.add_argument("--size", type=int, default=100_000)
@@ -54,30 +90,13 @@ def main(argv: list[str] | None = None) -> int:
     from compliance.store import Store
 
     work: Path = args.workdir
-    work.mkdir(parents=True, exist_ok=True)
-    data = run.ensure_data(args.size, work, args.seed)
-    loaded = work / f"profile-{args.size}-schedules.db"
-    imported = work / f"profile-{args.size}-imported.db"
+    data, loaded, imported = stores(args.size, work, args.seed, imported=args.stage == "check")
     db = work / f"profile-{args.size}.db"
     url = f"sqlite:///{db}"
-    if not loaded.exists():
-        db.unlink(missing_ok=True)
-        store = Store(url)
-        store.init()
-        print(f"schedules loaded in {run.load_schedules(store, data):.1f}s", file=sys.stderr)
-        store.dispose()
-        shutil.copyfile(db, loaded)
-    if args.stage == "check" and not imported.exists():
-        shutil.copyfile(loaded, db)
-        store = Store(url)
-        print(f"imported in {run.import_return(store, data / 'returns.csv')['import_s']:.1f}s",
-              file=sys.stderr)
-        store.dispose()
-        shutil.copyfile(db, imported)
     shutil.copyfile(imported if args.stage == "check" else loaded, db)
 
     store = Store(url)
-    store.ensure_current()
+    store.init()  # a store kept from an older schema is brought up to this one
     profiler = cProfile.Profile()
     start = time.perf_counter()
     profiler.enable()
