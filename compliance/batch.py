@@ -13,7 +13,7 @@ Bulk work also has the C allocator keep the memory it frees for the next arrays
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -73,3 +73,15 @@ def shared_texts(values: Any) -> Any:
     known = codes >= 0
     shared[known] = np.asarray(uniques, dtype=object)[codes[known]]
     return shared
+
+
+def texts_in_order(codes: Any, texts: Sequence[Any]) -> tuple[Any, list[Any]]:
+    """Codes into ``texts`` (distinct values) recoded to index the same texts sorted, as a
+    pandas categorical holds its categories; and the sorted texts."""
+    import numpy as np
+
+    order = sorted(range(len(texts)), key=texts.__getitem__)
+    rank = np.empty(len(texts), dtype=np.intp)
+    rank[order] = np.arange(len(texts), dtype=np.intp)
+    recoded = rank[codes] if len(texts) else np.asarray(codes, dtype=np.intp)
+    return recoded, [texts[k] for k in order]

@@ -215,7 +215,7 @@ def _memory_file() -> int | None:
     """A new anonymous memory file's descriptor; None where one cannot be made."""
     try:
         return os.memfd_create("compliance-answer", os.MFD_CLOEXEC)
-    except (OSError, AttributeError):
+    except OSError:
         return None
 
 

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from compliance.batch import collector_paused
+from compliance.batch import collector_paused, texts_in_order
 from compliance.errors import Problem, ReturnError
 from compliance.periods import TERM_END_MONTHS, PeriodError, months_elapsed, parse_period
 from compliance.schedule import ADDITIVE_UNITS, UNIT_SCALE, MeasureSpec, Schedule
@@ -145,21 +145,15 @@ def _arrow_columns(raw: bytes) -> list[_Column] | None:
             convert_options=arrow_csv.ConvertOptions(
                 column_types=dict.fromkeys(names, pa.dictionary(pa.int32(), pa.string())),
                 null_values=[], strings_can_be_null=False, quoted_strings_can_be_null=False))
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, UnicodeDecodeError):
+    except (pa.ArrowException, UnicodeDecodeError):  # the reader refuses the text
         return None
     table = table.unify_dictionaries()
     columns = []
     for chunked in table.columns:
-        texts = (chunked.chunk(0).dictionary.to_pylist() if chunked.num_chunks
-                 else [])
+        texts = chunked.chunk(0).dictionary.to_pylist() if chunked.num_chunks else []
         indices = [chunk.indices.to_numpy(zero_copy_only=False) for chunk in chunked.chunks]
-        codes = (np.concatenate(indices) if indices else np.empty(0, dtype=np.int32))
-        # The texts in order, as pandas gives a categorical's.
-        order = sorted(range(len(texts)), key=texts.__getitem__)
-        rank = np.empty(len(texts), dtype=np.intp)
-        rank[order] = np.arange(len(texts), dtype=np.intp)
-        columns.append(_Column(rank[codes] if len(texts) else codes.astype(np.intp),
-                               [texts[k] for k in order]))
+        codes = np.concatenate(indices) if indices else np.empty(0, dtype=np.intp)
+        columns.append(_Column(*texts_in_order(codes, texts)))
     return columns
 
 

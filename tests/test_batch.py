@@ -108,3 +108,19 @@ def test_bulk_work_keeps_freed_memory_for_the_next_arrays() -> None:
     assert held >= 60 and left < 8
     held, left = run("keep")
     assert held >= 60 and left >= 60
+
+
+def test_codes_are_recoded_to_their_texts_in_order() -> None:
+    """``texts_in_order``: the texts sorted as a categorical holds them, each code pointing at
+    the same text as before; no texts, no codes."""
+    import numpy as np
+
+    from compliance.batch import texts_in_order
+
+    texts = ["b", "KPI10", "a", "KPI2", ""]
+    codes = np.array([0, 1, 2, 3, 4, 0, 3], dtype=np.int32)
+    recoded, ordered = texts_in_order(codes, texts)
+    assert ordered == sorted(texts)
+    assert [ordered[c] for c in recoded.tolist()] == [texts[c] for c in codes.tolist()]
+    empty, none = texts_in_order(np.empty(0, dtype=np.int32), [])
+    assert none == [] and empty.dtype == np.intp and len(empty) == 0

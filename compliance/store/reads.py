@@ -194,18 +194,18 @@ class SqliteReader:
     def latest_figures(self, contracts: Sequence[str], up_to: str | None = None, *,
                        parts: bool = True) -> pd.DataFrame:
         names = _figure_names(parts)
-        if not contracts:
-            return latest_figures(self.connection, "?", contracts, up_to, parts=parts)
-        revised = bool(_rows(self.connection, *_revised_query("?", contracts, up_to)))
-        cursor = _arrow_cursor(self.connection)
-        try:
-            cursor.execute(*_figures_query("?", contracts, up_to, names, revised))
-            table = cursor.fetch_arrow_table()
-        finally:
-            cursor.close()
-        if not table.num_rows:
-            return latest_figures(self.connection, "?", [], up_to, parts=parts)
-        return _arrow_frame(table, names)
+        if contracts:
+            revised = bool(_rows(self.connection, *_revised_query("?", contracts, up_to)))
+            cursor = _arrow_cursor(self.connection)
+            try:
+                cursor.execute(*_figures_query("?", contracts, up_to, names, revised))
+                table = cursor.fetch_arrow_table()
+            finally:
+                cursor.close()
+            if table.num_rows:
+                return _arrow_frame(table, names)
+        # No figure: the empty frame, typed as a transaction's (no query is made for it).
+        return latest_figures(self.connection, "?", [], parts=parts)
 
     def returns_received(self, contracts: Sequence[str]) -> dict[tuple[str, str], dt.datetime]:
         return returns_received(self.connection, "?", contracts)
@@ -236,17 +236,17 @@ def _arrow_frame(table: Any, names: Sequence[str]) -> pd.DataFrame:
     import numpy as np
     import pandas as pd
 
+    from compliance.batch import texts_in_order
+
     columns: dict[str, Any] = {}
     for index, name in enumerate(names):
         column = table.column(index).combine_chunks()
         if name in _CODED:
             encoded = column.dictionary_encode()
-            texts = np.array(encoded.dictionary.to_pylist(), dtype=object)
-            order = np.argsort(texts, kind="stable")
-            rank = np.empty(len(order), dtype=np.int64)
-            rank[order] = np.arange(len(order))
-            codes = rank[encoded.indices.to_numpy(zero_copy_only=False)]
-            columns[name] = pd.Categorical.from_codes(codes, pd.Index(texts[order]))
+            codes, texts = texts_in_order(encoded.indices.to_numpy(zero_copy_only=False),
+                                          encoded.dictionary.to_pylist())
+            columns[name] = pd.Categorical.from_codes(
+                codes, pd.Index(np.array(texts, dtype=object)))
         elif name in _NUMBERS:
             # A column of missing values only comes as integers: as floats, all NaN.
             columns[name] = np.asarray(column.to_numpy(zero_copy_only=False),
