@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from compliance.assess import FloatArray
-    from compliance.escalation import EscalationRecord, RulesResult
+    from compliance.escalation import RulesResult
     from compliance.helper import Helper
     from compliance.progress import Progress
     from compliance.schedule import Schedule
@@ -418,19 +418,21 @@ class _Records:
 
 def _records(schedules: Mapping[str, Schedule], rules: RulesResult) -> _Records:
     """The records of the contracts of ``schedules`` among the rules' results."""
-    from compliance.escalation import escalation_columns
     from compliance.store.packed import finding_sets
 
     findings = rules.findings
     if len(findings):
         findings = findings[findings["contract"].isin(list(schedules)).to_numpy()]
-    by_contract: dict[str, list[EscalationRecord]] = {cid: [] for cid in schedules}
-    for e in rules.escalations:
-        if e.contract in by_contract:
-            by_contract[e.contract].append(e)
-    kept = [e for held in by_contract.values() for e in held]
-    return _Records(findings=finding_sets(findings),
-                    escalations=escalation_columns(kept) if kept else {})
+    # The escalations of the contracts, contract by contract in the schedules' order.
+    table = rules.table
+    rank = {cid: k for k, cid in enumerate(schedules)}
+    ranks = [rank.get(cid, -1) for cid in table["contract_id"]]
+    kept = sorted((k for k, r in enumerate(ranks) if r >= 0), key=ranks.__getitem__)
+    if kept == list(range(len(ranks))):
+        escalations = table if kept else {}
+    else:
+        escalations = {name: [values[k] for k in kept] for name, values in table.items()}
+    return _Records(findings=finding_sets(findings), escalations=escalations)
 
 
 @collector_paused()

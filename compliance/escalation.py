@@ -156,12 +156,16 @@ def history_json(history: Sequence[Mapping[str, Any]],
         if shown is None:
             if type(period) is not str or type(rule) is not str or type(description) is not str:
                 return json.dumps(history)
-            text = json.encoder.encode_basestring_ascii
-            shown = written[key] = (f'{{"period": {text(period)}, "level": {level}, '
-                                    f'"rule": {text(rule)}, '
-                                    f'"description": {text(description)}}}')
+            shown = written[key] = _step_json(period, level, rule, description)
         steps.append(shown)
     return f"[{', '.join(steps)}]"
+
+
+def _step_json(period: str, level: int, rule: str, description: str) -> str:
+    """One step of an escalation's history as ``json.dumps`` writes it."""
+    text = json.encoder.encode_basestring_ascii
+    return (f'{{"period": {text(period)}, "level": {level}, "rule": {text(rule)}, '
+            f'"description": {text(description)}}}')
 
 
 def _histories_json(records: Sequence[EscalationRecord]) -> list[str]:
@@ -173,10 +177,33 @@ def _histories_json(records: Sequence[EscalationRecord]) -> list[str]:
 @dataclass
 class RulesResult:
     findings: pd.DataFrame
-    escalations: list[EscalationRecord]
+    # The escalations as stored, column by column (``ESCALATION_COLUMNS``, one entry per
+    # escalation): a national check makes some 80,000, which go to the store without an
+    # object of each.
+    table: dict[str, list[Any]]
     fired: pd.DataFrame  # rule, fact id, contract, measure, period: every rule that fired
     settings: dict[str, dict[str, float]]
     packs: dict[str, RulePack]
+
+    @property
+    def escalations(self) -> list[EscalationRecord]:
+        """The escalations as records, in the table's order."""
+        return escalation_records(self.table)
+
+
+def escalation_records(table: Mapping[str, Sequence[Any]]) -> list[EscalationRecord]:
+    """Records of escalations given as stored, column by column (``escalation_columns``)."""
+    return [EscalationRecord(
+        contract=row["contract_id"], measure=row["measure_id"], opened=row["opened"],
+        level=row["level"], forum=row["forum"], rule=row["rule"],
+        description=row["description"], last_period=row["last_period"],
+        resolved=row["resolved"], resolved_rule=row["resolved_rule"],
+        silenced_until=row["silenced_until"], silence_reason=row["silence_reason"],
+        history=json.loads(row["history"]), settings_text=row["settings"],
+        facts_text=row["facts"])
+        for row in (dict(zip(ESCALATION_COLUMNS, values, strict=True))
+                    for values in zip(*(table[name] for name in ESCALATION_COLUMNS),
+                                      strict=True))]
 
 
 def _fact_id(contract: str, measure: str, period: str) -> str:
@@ -436,8 +463,8 @@ def run_rules(features: pd.DataFrame, schedules: Mapping[str, Schedule],
         **{c: facts.columns[c][pos] if len(facts) else np.array([], dtype=object)
            for c in ("contract", "measure", "period")}}, dtype=object)
     findings = _findings(facts, pos, out, fired_ids, outcomes)
-    escalations = _ladder(facts, pos, out, outcomes, schedules, silences)
-    return RulesResult(findings=findings, escalations=escalations, fired=fired_frame,
+    table = _ladder(facts, pos, out, outcomes, schedules, silences)
+    return RulesResult(findings=findings, table=table, fired=fired_frame,
                        settings=settings, packs=packs)
 
 
@@ -695,12 +722,18 @@ def _silence_at(silences: Iterable[Mapping[str, Any]], period: str
 def _ladder(facts: _Facts, pos: Any, out: Any, outcomes: list[_Outcome],
             schedules: Mapping[str, Schedule],
             silences: Mapping[tuple[str, str], list[dict[str, Any]]] | None = None
-            ) -> list[EscalationRecord]:
-    """Replay each measure's escalations in period order from the rules that fired.
+            ) -> dict[str, list[Any]]:
+    """Replay each measure's escalations in period order from the rules that fired; the
+    escalations as stored, column by column (``escalation_columns``), measure after measure
+    (in order of contract, measure and opening).
 
     ``pos`` and ``out`` are the facts and rules that fired, in order of contract, rule id
     and fact id. A period's event is the highest level its rules escalate to (the first such
     rule in that order) and the last of its rules that resolves.
+
+    A measure's escalations are worked out over arrays for all such measures at once
+    (``_ladder_arrays``); those of a measure with silences, which hold new escalations back,
+    one event at a time (``_ladder_events``). Both give what the one would give the other.
     """
     import numpy as np
     import pandas as pd
@@ -730,6 +763,8 @@ def _ladder(facts: _Facts, pos: Any, out: Any, outcomes: list[_Outcome],
     marked[e_pos] = True
     marked[r_pos] = True
     ev_pos = np.flatnonzero(marked)
+    if not len(ev_pos):
+        return {name: [] for name in ESCALATION_COLUMNS}
     ev_level = np.zeros(len(ev_pos), dtype=np.int64)
     ev_rule = np.full(len(ev_pos), -1, dtype=np.int64)
     ev_resolve = np.full(len(ev_pos), -1, dtype=np.int64)
@@ -737,34 +772,216 @@ def _ladder(facts: _Facts, pos: Any, out: Any, outcomes: list[_Outcome],
     ev_level[at], ev_rule[at] = e_level, e_out
     ev_resolve[np.searchsorted(ev_pos, r_pos)] = r_out
 
-    cids = facts.column("contract", ev_pos)
-    measures = facts.column("measure", ev_pos)
-    periods = facts.column("period", ev_pos)
-    ranks = [pd.factorize(np.array(v, dtype=object), sort=True)[0]
-             for v in (periods, measures)]
-    ranks.append(facts.contract_code[ev_pos])
-    order = np.lexsort(ranks).tolist()
+    # The events in order of contract, measure and period.
+    contract = facts.contract_code[ev_pos]
+    measure, measure_names = pd.factorize(facts.values("measure", ev_pos), sort=True)
+    period, period_names = pd.factorize(facts.values("period", ev_pos), sort=True)
+    order = np.lexsort((period, measure, contract))
+    events = _Events(
+        position=ev_pos[order], contract=contract[order], measure=measure[order],
+        period=period[order], level=ev_level[order], rule=ev_rule[order],
+        resolve=ev_resolve[order], contracts=facts.contracts,
+        measures=[str(m) for m in measure_names], periods=[str(p) for p in period_names])
+    starts = np.ones(len(order), dtype=bool)
+    starts[1:] = ((events.contract[1:] != events.contract[:-1])
+                  | (events.measure[1:] != events.measure[:-1]))
+    group = np.cumsum(starts) - 1
+    silenced = np.zeros(int(group[-1]) + 1, dtype=bool)
+    if silences:
+        for g, k in enumerate(np.flatnonzero(starts).tolist()):
+            silenced[g] = bool(silences.get((events.contracts[events.contract[k]],
+                                             events.measures[events.measure[k]])))
+    one_by_one = silenced[group]
+    parts = []
+    if not one_by_one.all():
+        plain = np.flatnonzero(~one_by_one)
+        parts.append(_ladder_arrays(facts, events.take(plain), group[plain], outcomes,
+                                    schedules))
+    if one_by_one.any():
+        held = np.flatnonzero(one_by_one)
+        parts.append(_ladder_events(facts, events.take(held), group[held], outcomes,
+                                    schedules, silences or {}))
+    if len(parts) == 1:
+        return parts[0][0]
+    # Measure after measure, as the events come.
+    (a, a_group), (b, b_group) = parts
+    merged = np.argsort(np.concatenate([a_group, b_group]), kind="stable").tolist()
+    table = {}
+    for name in ESCALATION_COLUMNS:
+        both = [*a[name], *b[name]]
+        table[name] = [both[k] for k in merged]
+    return table
 
+
+@dataclass
+class _Events:
+    """A ladder's events, one for each fact that fired a rule that escalates or resolves,
+    in order of contract, measure and period: the fact's position, its contract (index into
+    ``contracts``), measure and period (indices into ``measures`` and ``periods``), the
+    level it escalates to (0: none), the outcome that escalates (-1: none) and the outcome
+    that resolves (-1: none)."""
+
+    position: Any
+    contract: Any
+    measure: Any
+    period: Any
+    level: Any
+    rule: Any
+    resolve: Any
+    contracts: list[str]
+    measures: list[str]
+    periods: list[str]
+
+    def take(self, rows: Any) -> _Events:
+        return _Events(self.position[rows], self.contract[rows], self.measure[rows],
+                       self.period[rows], self.level[rows], self.rule[rows],
+                       self.resolve[rows], self.contracts, self.measures, self.periods)
+
+
+def _ladder_arrays(facts: _Facts, events: _Events, group: Any, outcomes: list[_Outcome],
+                   schedules: Mapping[str, Schedule]) -> tuple[dict[str, list[Any]], Any]:
+    """The escalations of measures without silences, over arrays, and the measure each
+    belongs to (``group``: a number for each event's measure, in the events' order).
+
+    A measure's escalation opens at an event that escalates while none is open, rises with
+    each event that escalates higher (a step of its history) and is resolved by the first
+    event after its last rise that resolves and does not escalate: the events that resolve
+    cut a measure's rises into its escalations, one for each run of rises between them."""
+    import numpy as np
+
+    starts = np.ones(len(group), dtype=bool)
+    starts[1:] = group[1:] != group[:-1]
+    measure = np.cumsum(starts) - 1
+    forums = [schedules[cid].contract.forums for cid in events.contracts]
+    top = np.array([len(f) for f in forums] or [0], dtype=np.int64)
+    rise = events.level > 0
+    ends = ~rise & (events.resolve >= 0)
+    # The events that resolve before each event, in its measure.
+    ended = np.cumsum(ends) - ends
+    ended -= ended[np.flatnonzero(starts)][measure]
+    r = np.flatnonzero(rise)
+    if not len(r):
+        return {name: [] for name in ESCALATION_COLUMNS}, np.empty(0, dtype=np.int64)
+    # Each rise's escalation: its measure and the resolving events before it.
+    new = np.ones(len(r), dtype=bool)
+    new[1:] = (measure[r[1:]] != measure[r[:-1]]) | (ended[r[1:]] != ended[r[:-1]])
+    escalation = np.cumsum(new) - 1
+    count = int(escalation[-1]) + 1
+    level = np.minimum(events.level[r], top[events.contract[r]])
+    # The level reached so far in its escalation, and whether each rise is a step (the
+    # opening, or a level higher than any before).
+    span = int(level.max()) + 1
+    reached = np.maximum.accumulate(escalation * span + level) - escalation * span
+    step = new.copy()
+    step[1:] |= level[1:] > reached[:-1]
+    opening = r[new]
+    last_rise = r[np.append(new[1:], True)]
+    s = np.flatnonzero(step)
+    last_step = s[np.append(escalation[s[1:]] != escalation[s[:-1]], True)]
+    # Resolved by the first resolving event after its last rise, in its measure.
+    q = np.flatnonzero(ends)
+    if len(q):
+        after = np.searchsorted(q, last_rise)
+        closer = q[np.minimum(after, len(q) - 1)]
+        closed = (after < len(q)) & (measure[closer] == measure[last_rise])
+    else:
+        closer, closed = last_rise, np.zeros(count, dtype=bool)
+
+    contracts = [events.contracts[c] for c in events.contract[opening].tolist()]
+    periods = events.periods
+    levels = reached[np.append(new[1:], True)].tolist()
+    rules = events.rule[r[last_step]].tolist()
+    resolved_by = events.resolve[closer].tolist()
+    resolved = [periods[p] if c else None
+                for p, c in zip(events.period[closer].tolist(), closed.tolist(), strict=True)]
+    # Each step's text, each distinct (period, level, rule) written once.
+    written: dict[tuple[int, int, int], str] = {}
+    texts = []
+    for p, lv, o in zip(events.period[r[s]].tolist(), level[s].tolist(),
+                        events.rule[r[s]].tolist(), strict=True):
+        shown = written.get((p, lv, o))
+        if shown is None:
+            shown = written[(p, lv, o)] = _step_json(periods[p], lv, outcomes[o].rule.id,
+                                                     outcomes[o].description)
+        texts.append(shown)
+    bounds = [0, *np.cumsum(np.bincount(escalation[s], minlength=count)).tolist()]
+    histories = [f"[{', '.join(texts[a:b])}]" for a, b in zip(bounds[:-1], bounds[1:],
+                                                                strict=True)]
+    # The settings and fact of the rule that set each one's level, as stored.
+    settings = [""] * count
+    fact_texts = [""] * count
+    fired_at = events.position[r[last_step]]
+    by_rule = np.asarray(rules, dtype=np.int64)
+    for o in np.unique(by_rule).tolist():
+        these = np.flatnonzero(by_rule == o)
+        shown = json.dumps(outcomes[o].settings)
+        made = _facts_json(facts, fired_at[these], facts.ids(fired_at[these]),
+                           outcomes[o].used)
+        for k, text in zip(these.tolist(), made, strict=True):
+            settings[k], fact_texts[k] = shown, text
+    contract_codes = events.contract[opening].tolist()
+    table = {
+        "contract_id": contracts,
+        "measure_id": [events.measures[m] for m in events.measure[opening].tolist()],
+        "opened": [periods[p] for p in events.period[opening].tolist()],
+        "level": levels,
+        "forum": [forums[c][lv - 1] for c, lv in zip(contract_codes, levels, strict=True)],
+        "status": ["resolved" if when else "open" for when in resolved],
+        "resolved": resolved,
+        "rule": [outcomes[o].rule.id for o in rules],
+        "resolved_rule": [outcomes[o].rule.id if when else None
+                          for o, when in zip(resolved_by, resolved, strict=True)],
+        "description": [outcomes[o].description for o in rules],
+        "last_period": [periods[p] for p in events.period[last_rise].tolist()],
+        "history": histories,
+        "settings": settings,
+        "facts": fact_texts,
+        "silenced_until": [None] * count,
+        "silence_reason": [None] * count,
+    }
+    return table, group[opening]
+
+
+def _ladder_events(facts: _Facts, events: _Events, group: Any, outcomes: list[_Outcome],
+                   schedules: Mapping[str, Schedule],
+                   silences: Mapping[tuple[str, str], list[dict[str, Any]]]
+                   ) -> tuple[dict[str, list[Any]], Any]:
+    """The escalations of some measures, replayed one event at a time, with the silences in
+    force held back (recorded, never lost); and the measure each belongs to (``group``)."""
+    import numpy as np
+
+    cids = [events.contracts[c] for c in events.contract.tolist()]
+    measures = [events.measures[m] for m in events.measure.tolist()]
+    periods = [events.periods[p] for p in events.period.tolist()]
+    groups = group.tolist()
     # The fact and rule each record's settings and facts come from, written at the end.
     origin: dict[int, tuple[EscalationRecord, int, int]] = {}
 
     out_records: list[EscalationRecord] = []
+    of_group: list[int] = []
     key: tuple[str, str] | None = None
     forums: list[str] = []
     measure_silences: Sequence[Mapping[str, Any]] = ()
     current: EscalationRecord | None = None
     held: dict[int, EscalationRecord] = {}
-    levels, rules, ends_at = ev_level.tolist(), ev_rule.tolist(), ev_resolve.tolist()
-    positions = ev_pos.tolist()
-    for i in order:
+    levels, rules, ends_at = events.level.tolist(), events.rule.tolist(), events.resolve.tolist()
+    positions = events.position.tolist()
+
+    def close(record: EscalationRecord, g: int) -> None:
+        out_records.append(record)
+        of_group.append(g)
+
+    g = -1
+    for i in range(len(cids)):
         cid, measure, period = cids[i], measures[i], periods[i]
         if (cid, measure) != key:
-            out_records.extend(held.values())
+            for waiting in held.values():
+                close(waiting, g)
             if current is not None:
-                out_records.append(current)
-            key, forums = (cid, measure), schedules[cid].contract.forums
+                close(current, g)
+            key, forums, g = (cid, measure), schedules[cid].contract.forums, groups[i]
             current, held = None, {}
-            measure_silences = (silences or {}).get(key, ())
+            measure_silences = silences.get(key, ())
         if levels[i]:
             outcome = outcomes[rules[i]]
             rule = outcome.rule
@@ -796,13 +1013,14 @@ def _ladder(facts: _Facts, pos: Any, out: Any, outcomes: list[_Outcome],
                     origin[id(current)] = (current, positions[i], rules[i])
         elif ends_at[i] >= 0 and current is not None:
             current.resolved, current.resolved_rule = period, outcomes[ends_at[i]].rule.id
-            out_records.append(current)
+            close(current, g)
             current = None
-    out_records.extend(held.values())
+    for waiting in held.values():
+        close(waiting, g)
     if current is not None:
-        out_records.append(current)
+        close(current, g)
     _write_origins(facts, outcomes, list(origin.values()))
-    return out_records
+    return escalation_columns(out_records), np.array(of_group, dtype=np.int64)
 
 
 def _opened(contract: str, measure: str, period: str, level: int, forums: Sequence[str],
