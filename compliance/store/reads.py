@@ -157,6 +157,16 @@ def _marks(mark: str, values: Sequence[Any]) -> str:
 
 
 def _rows(connection: Any, query: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    if hasattr(connection, "adbc_get_info"):
+        # ADBC's driver hands the rows over as Arrow columns (read as one batch, typed from
+        # all its values): taken a column at a time, not a row at a time in Python.
+        cursor = _arrow_cursor(connection)
+        try:
+            cursor.execute(query, list(params))
+            table = cursor.fetch_arrow_table()
+        finally:
+            cursor.close()
+        return list(zip(*(column.to_pylist() for column in table.columns), strict=True))
     cursor = connection.cursor()
     try:
         cursor.execute(query, list(params))
