@@ -259,6 +259,7 @@ class _Facts:
         self.rows = np.flatnonzero(status != "not_due")
         self.columns: dict[str, Any] = {}
         self._ids: Any = None
+        self._id_keys: Any = None
         self.add(_OUTPUT_COLUMNS)
         codes, uniques = pd.factorize(self.columns["contract"], sort=True)
         names = [str(u) for u in uniques]
@@ -314,7 +315,23 @@ class _Facts:
                              for k in pairs.tolist()], dtype=object)
         suffixes = np.array([f"{p}" for p in periods.tolist()], dtype=object)
         self._ids = prefixes[pair_code] + suffixes[p_code]
+        if not any("|" in str(text) for text in (*contract_texts, *measure_texts)):
+            # Each id is "contract|measure|" then its period, with no other "|": ids sort
+            # as their (contract|measure|, period) pairs do, each part ranked once.
+            self._id_keys = (_ranks(prefixes)[pair_code] * len(suffixes)
+                             + _ranks(suffixes)[p_code])
         return self._ids
+
+    def id_keys(self, positions: Any) -> Any:
+        """Numbers that sort some facts as their ids sort."""
+        import numpy as np
+
+        self.all_ids()
+        if self._id_keys is None:
+            keys = np.empty(len(positions), dtype=np.int64)
+            keys[np.argsort(self._ids[positions], kind="stable")] = np.arange(len(positions))
+            return keys
+        return self._id_keys[positions]
 
     def row(self, position: int, fields: Iterable[str]) -> dict[str, Any]:
         """One fact's id (with an empty sid) and some of its fields."""
@@ -343,6 +360,15 @@ class _Facts:
         if values is None:
             return [None] * len(positions)
         return list(values[positions].tolist())
+
+
+def _ranks(texts: Any) -> Any:
+    """Each text's place among the texts in order."""
+    import numpy as np
+
+    ranks = np.empty(len(texts), dtype=np.int64)
+    ranks[np.argsort(texts, kind="stable")] = np.arange(len(texts))
+    return ranks
 
 
 _OUTPUT_COLUMNS = ("contract", "measure", "period", "figure_period", "value", "compared_with",
@@ -446,8 +472,7 @@ def run_rules(features: pd.DataFrame, schedules: Mapping[str, Schedule],
     seen[pos] = True
     unique = np.flatnonzero(seen)
     unique_ids = facts.all_ids()[unique]
-    id_rank = np.empty(len(unique), dtype=np.int64)
-    id_rank[np.argsort(unique_ids, kind="stable")] = np.arange(len(unique))
+    id_rank = facts.id_keys(unique)
     rule_names = sorted({o.rule.id for o in outcomes})
     rule_rank = np.array([rule_names.index(o.rule.id) for o in outcomes] or [0],
                          dtype=np.int64)

@@ -866,3 +866,24 @@ def test_features_of_a_history_in_any_order_are_those_of_it_in_order() -> None:
         shuffled = history.sample(frac=1, random_state=seed).reset_index(drop=True)
         pd.testing.assert_frame_equal(add_features(shuffled), in_order)
     assert in_order["consecutive_breaches"].max() >= 2
+
+
+@pytest.mark.parametrize("bar", ["", "|"])
+def test_facts_are_ranked_as_their_ids_sort(bar: str) -> None:
+    """The rules' records are put in order of fact id by numbers ranked part by part (the
+    contract and measure, then the period); ids with a "|" of their own are sorted whole."""
+    contracts = ["a", "a-b", "ab", "b", f"a{bar}z"]
+    measures = ["M1", "M1.1", "M10", "M2", f"K{bar}"]
+    periods = ["2024-01", "2023-12", "2024-10"]
+    rows = [(c, m, p) for c in contracts for m in measures for p in periods]
+    np.random.default_rng(3).shuffle(rows)
+    features = pd.DataFrame(rows, columns=["contract", "measure", "period"])
+    features["status"] = "met"
+    facts = escalation._Facts(features)
+    ids = facts.all_ids()
+    assert ids.tolist() == [f"{c}|{m}|{p}" for c, m, p in rows]
+    some = np.array([0, 5, 7, 11, 20, 33, 41, 50, 59, 62, 70], dtype=np.int64)
+    keys = facts.id_keys(some)
+    assert [ids[k] for k in some[np.argsort(keys)]] == sorted(ids[some].tolist())
+    everything = np.arange(len(rows))
+    assert [ids[k] for k in np.argsort(facts.id_keys(everything))] == sorted(ids.tolist())
