@@ -84,9 +84,12 @@ def main(argv: list[str] | None = None) -> int:
         for turn in range(args.runs):
             for name, root in roots.items():
                 shutil.copyfile(imported, db)
+                # Run in the checkout's folder: the helpers' fork server (Python 3.11) takes
+                # the caller's folder first on its path, before PYTHONPATH.
                 done = subprocess.run(
                     [sys.executable, "-c", _CHILD, str(root), str(db)], capture_output=True,
-                    text=True, check=False, env={**os.environ, "PYTHONPATH": str(root)})
+                    text=True, check=False, cwd=root,
+                    env={**os.environ, "PYTHONPATH": str(root)})
                 if done.returncode:
                     print(done.stderr, file=sys.stderr)
                     return 1

@@ -132,10 +132,11 @@ class _Inputs:
     store: with it, they need the store no more (and can run in another process).
 
     ``schedules`` need hold only each contract's terms (``_terms``): the measures are those
-    of ``measures``, the measure table of the schedule versions in force."""
+    of ``measures``, the measure table of the schedule versions in force. A helper reads a
+    batch before it is given these two (``_fetched``)."""
 
     schedules: dict[str, Schedule]
-    measures: pd.DataFrame
+    measures: pd.DataFrame | None
     spans: dict[str, list[str]]
     figures: pd.DataFrame | None
     received: dict[tuple[str, str], Any]
@@ -177,11 +178,18 @@ def _gathered(reader: _Reader, schedules: Mapping[str, Schedule], through: Mappi
               since: Mapping[str, str], measures: pd.DataFrame, silences: bool) -> _Inputs:
     """What ``_read`` reads, once it knows the period each contract is read from and has
     the measure table of the schedule versions in force."""
-    ids = list(schedules)
+    inputs = _fetched(reader, list(schedules), through, since, silences)
+    inputs.schedules, inputs.measures = dict(schedules), measures
+    return inputs
+
+
+def _fetched(reader: _Reader, ids: list[str], through: Mapping[str, str],
+             since: Mapping[str, str], silences: bool) -> _Inputs:
+    """What ``_gathered`` reads of the store, without the schedules' terms and measures."""
     figures = reader.latest_figures(ids, up_to=max(through.values()), parts=False)
     spans = {cid: [min(since[cid], last), last] for cid, last in through.items()}
-    return _Inputs(schedules=dict(schedules), measures=measures, spans=spans,
-                   figures=figures, received=reader.returns_received(ids),
+    return _Inputs(schedules={}, measures=None, spans=spans, figures=figures,
+                   received=reader.returns_received(ids),
                    silences=reader.silences(ids) if silences else None)
 
 
@@ -193,6 +201,7 @@ def _history(inputs: _Inputs) -> pd.DataFrame:
     measures = inputs.measures
     figures, inputs.figures = inputs.figures, None
     assert figures is not None, "a batch's figures are assessed once"
+    assert measures is not None, "a batch is assessed with its measures"
     history = assess(measures, figures, inputs.spans, history=True)
     del figures, measures
     history = _lateness(history, inputs.schedules, inputs.received)
@@ -369,7 +378,11 @@ def run_check(tx: Transaction, schedules: dict[str, Schedule], periods: Sequence
         elif url is None:
             judgements = _judged_as_read(helpers[0], taken, len(runs), list(periods))
         else:
-            judgements = _judged_where_read(helpers, url, taken, plan, len(runs),
+            def span(k: int) -> tuple[dict[str, str], dict[str, str]]:
+                _, until, since = _of_run(runs[k], schedules, through, first)
+                return until, since
+
+            judgements = _judged_where_read(helpers, url, taken, span, plan, len(runs),
                                             list(periods), seconds)
         for k in range(len(runs)):
             report("assessing and running the rules", 3 * k, steps)
@@ -522,12 +535,17 @@ def _judged_as_read(helper: Helper, read: Callable[[int], _Inputs], count: int,
 
 
 def _judged_where_read(helpers: list[Helper], url: str, read: Callable[[int], _Inputs],
+                       span: Callable[[int], tuple[dict[str, str], dict[str, str]]],
                        plan: Callable[[int], _Plan], count: int, periods: list[str],
                        seconds: dict[str, float]) -> Iterator[Judged]:
     """Each batch judged, in order: the first here, the others by the helpers in turn, each
     of which first reads all of its batches from the store itself (``url``, opened for
     reading) while this process judges the first. When the others do not share out evenly
     among the helpers, the last is judged here too, once the helpers are at work.
+
+    A helper is told which contracts of which periods to read (``span``) before anything
+    else, and reads them while this process makes the batches' plans (their measure tables:
+    a fiftieth of a second each), which it is sent with its jobs to judge them.
 
     The helpers see the store as last committed, which is what this transaction would read:
     it has written nothing yet, and holds SQLite's write lock, or on PostgreSQL the
@@ -536,16 +554,24 @@ def _judged_where_read(helpers: list[Helper], url: str, read: Callable[[int], _I
     to itself while a helper reads."""
     ways = len(helpers)
     theirs, last = _shared(count, ways)
+
+    def judging(k: int) -> tuple[Any, ...]:
+        terms, _, _, measures = plan(k)
+        return ("judge", k, periods, terms, measures)
+
     for helper, batches_of in zip(helpers, theirs, strict=True):
-        helper.send("read", url, [(k, plan(k)) for k in batches_of])
+        helper.send("read", url, [(k, *span(k)) for k in batches_of])
+    for helper, batches_of in zip(helpers, theirs, strict=True):
+        # Where a helper's jobs and answers go in memory files, it is given all its batches
+        # at once, and goes from one to the next without waiting for this process to take
+        # each judgement (see compliance.helper).
+        for k in batches_of if helper.queued else ():
+            helper.send(*judging(k))
     first = _judge(read(0), periods)
     for helper, batches_of in zip(helpers, theirs, strict=True):
         seconds["read"] += helper.receive()
-        # Where a helper's answers come in memory files, it is given all its batches at
-        # once, and goes from one to the next without waiting for this process to take
-        # each judgement (see compliance.helper).
-        for k in batches_of if helper.queued else batches_of[:1]:
-            helper.send("judge", k, periods)
+        if not helper.queued and batches_of:
+            helper.send(*judging(batches_of[0]))
     ended = _judge(read(last), periods) if last is not None else None
     yield first
     for k in range(1, count):
@@ -556,7 +582,7 @@ def _judged_where_read(helpers: list[Helper], url: str, read: Callable[[int], _I
         helper = helpers[(k - 1) % ways]
         judged = helper.receive()
         if not helper.queued and k + ways in theirs[(k - 1) % ways]:
-            helper.send("judge", k + ways, periods)
+            helper.send(*judging(k + ways))
         yield judged
 
 
@@ -574,33 +600,40 @@ _READ: dict[int, _Inputs] = {}
 
 
 def _work(kind: str, *args: Any) -> Any:
-    """A helper's job: ``("judge", batch, periods)`` judges a batch (its inputs, or the
-    number of one it has read); ``("read", url, [(number, plan), ...])`` reads batches from
-    the store at ``url``, keeps them, and answers with the seconds it took."""
+    """A helper's job: ``("judge", batch, periods)`` judges a batch (its inputs), and
+    ``("judge", number, periods, terms, measures)`` one it has read, given its contracts'
+    terms and measure table (see ``_plan``); ``("read", url, [(number, until, since), ...])``
+    reads batches from the store at ``url`` (the contracts of ``until``, each up to its
+    period there, from its period in ``since``), keeps them, and answers with the seconds it
+    took."""
     import time
 
     from compliance.store import reads
 
     if kind == "judge":
-        batch, periods = args
-        return _judge(batch if isinstance(batch, _Inputs) else _READ.pop(batch), periods)
-    url, plans = args
+        batch, periods, *plan = args
+        if isinstance(batch, _Inputs):
+            return _judge(batch, periods)
+        inputs = _READ.pop(batch)
+        inputs.schedules, inputs.measures = plan
+        return _judge(inputs, periods)
+    url, spans = args
     began = time.perf_counter()
     path = reads.sqlite_file(url)
     if path is not None:
         # A SQLite file is read through ADBC's driver: the store's engine is not imported
         # in a helper.
         with collector_paused(), reads.sqlite_reading(path) as reader:
-            for number, plan in plans:
-                _READ[number] = _read_plan(reader, plan)
+            for number, until, since in spans:
+                _READ[number] = _fetched(reader, list(until), until, since, silences=True)
         return time.perf_counter() - began
     from compliance.store import Store
 
     store = Store(url, reading=True)
     try:
         with collector_paused(), store.reading() as tx:
-            for number, plan in plans:
-                _READ[number] = _read_plan(tx, plan)
+            for number, until, since in spans:
+                _READ[number] = _fetched(tx, list(until), until, since, silences=True)
     finally:
         store.dispose()
     return time.perf_counter() - began

@@ -18,15 +18,17 @@ a helper that dies (killed, out of memory) is an error in the caller, never a si
 
 Where the system has anonymous memory files (``memfd_create``, Linux), a helper writes each
 answer into one and hands over only its descriptor (the memory is freed once the caller has
-read it and closed it, whichever process ends first). Its answers are then small messages,
-which never fill the connection: the caller may send several jobs at once (``queued``), and
+read it and closed it, whichever process ends first); the caller sends a large job so too.
+Every message is then small, and never fills the connection: the caller may send several
+jobs at once (``queued``), however large, without waiting for the helper to read them, and
 the helper goes from one to the next without waiting for the caller to take each answer.
-Elsewhere answers go through the connection itself, one job at a time.
+Elsewhere jobs and answers go through the connection itself, one job at a time.
 """
 
 from __future__ import annotations
 
 import os
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -80,12 +82,11 @@ def cores() -> int:
 
 class Helper:
     """``send(*args)`` hands ``target(*args)`` to the helper; ``receive()`` waits for the
-    answer to the earliest job whose answer is not yet received. Where answers come in memory
-    files (``queued``), several jobs may be sent before their answers are received, as long
-    as each job is small (a few kilobytes: the caller must never block sending while the
-    helper waits for it to read). Otherwise one job at a time: a job's answer is received
-    before the next job is sent (the helper would otherwise block, its answer unread, while
-    the caller blocks sending)."""
+    answer to the earliest job whose answer is not yet received. Where jobs and answers go
+    in memory files when large (``queued``), several jobs may be sent before their answers
+    are received. Otherwise one job at a time: a job's answer is received before the next
+    job is sent (the helper would otherwise block, its answer unread, while the caller blocks
+    sending)."""
 
     # Whether several jobs may be sent before their answers are received.
     queued = hasattr(os, "memfd_create")
@@ -98,12 +99,20 @@ class Helper:
         self._process.start()
         theirs.close()
         self._waiting = 0  # jobs sent whose answers are not yet received
+        self._taken: deque[tuple[bool, Any]] = deque()  # of those, answers read already
 
     def send(self, *args: Any) -> None:
         if self._waiting and not self.queued:
             raise RuntimeError("receive the helper's answer before sending another job")
         try:
-            self._conn.send(args)
+            if not self.queued:
+                self._conn.send(args)
+            elif not _send(self._conn, args, large=False):
+                # A large job, and no memory file for it: once the helper's answers so far
+                # are read, it is free to read the job, and the connection to take it.
+                while len(self._taken) < self._waiting:
+                    self._taken.append(self._answer())
+                _send(self._conn, args)
         except (BrokenPipeError, EOFError, ConnectionResetError) as exc:
             raise self._died() from exc
         self._waiting += 1
@@ -111,10 +120,7 @@ class Helper:
     def receive(self) -> Any:
         if not self._waiting:
             raise RuntimeError("no job was sent to the helper")
-        try:
-            ok, answer = _receive(self._conn)
-        except (EOFError, ConnectionResetError) as exc:
-            raise self._died() from exc
+        ok, answer = self._taken.popleft() if self._taken else self._answer()
         self._waiting -= 1
         if ok:
             return answer
@@ -143,6 +149,13 @@ class Helper:
     def __exit__(self, *_: object) -> None:
         self.close()
 
+    def _answer(self) -> tuple[bool, Any]:
+        try:
+            answer: tuple[bool, Any] = _receive(self._conn)
+        except (EOFError, ConnectionResetError) as exc:
+            raise self._died() from exc
+        return answer
+
     def _died(self) -> HelperDied:
         self._process.join(timeout=5)
         return HelperDied(f"the helper process ended without answering (exit code "
@@ -160,7 +173,7 @@ def _serve(conn: Any, target: Callable[..., Any]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     while True:
         try:
-            job = conn.recv()
+            job = _receive(conn)
         except EOFError:
             return
         if job is None:
@@ -182,25 +195,32 @@ def _serve(conn: Any, target: Callable[..., Any]) -> None:
             return  # the caller has gone: nothing to answer
 
 
-# The message that says an answer waits in a memory file (its descriptor follows).
-_IN_MEMORY_FILE = "answer in a memory file"
+# The message that says a job or an answer waits in a memory file (its descriptor follows).
+_IN_MEMORY_FILE = "in a memory file"
+# A message of at most this many bytes goes through the connection itself, whose buffer
+# holds it whether or not the other side is reading (Linux's smallest socket buffer is 4 KB).
+_SMALL = 2048
 
 
-def _send(conn: Any, answer: tuple[bool, Any]) -> None:
-    """Send an answer: through an anonymous memory file where the system has them (see the
-    module's description), else through the connection.
+def _send(conn: Any, message: tuple[Any, ...], *, large: bool = True) -> bool:
+    """Send a job or an answer: when large, through an anonymous memory file where the system
+    has them (see the module's description), else through the connection. Whether it was
+    sent: a large message is not when no memory file can be made for it, unless ``large``.
 
-    Where making a memory file fails (a sandbox that forbids it, say), the answer goes
+    Where making a memory file fails (a sandbox that forbids it, say), an answer goes
     through the connection: the caller reads it either way, and a caller that queued jobs
-    never blocks sending them, so it reads the answer however large."""
-    handle = _memory_file() if Helper.queued else None
-    if handle is None:
-        conn.send(answer)
-        return
+    never blocks sending them, so it reads the answer however large. A caller sends a large
+    job so only once it has read the answers to the jobs before it (``Helper.send``)."""
     from multiprocessing import reduction
 
+    data = reduction.ForkingPickler.dumps(message)  # as the connection pickles it
+    handle = _memory_file() if Helper.queued and len(data) > _SMALL else None
+    if handle is None:
+        if len(data) > _SMALL and not large:
+            return False
+        conn.send_bytes(data)
+        return True
     try:
-        data = reduction.ForkingPickler.dumps(answer)  # as the connection pickles it
         view = memoryview(data)
         while view:
             view = view[os.write(handle, view):]
@@ -209,6 +229,7 @@ def _send(conn: Any, answer: tuple[bool, Any]) -> None:
         reduction.send_handle(conn, handle, None)
     finally:
         os.close(handle)
+    return True
 
 
 def _memory_file() -> int | None:
@@ -220,9 +241,9 @@ def _memory_file() -> int | None:
 
 
 def _receive(conn: Any) -> Any:
-    """An answer as ``_send`` sent it."""
+    """A job or an answer as ``_send`` sent it (a job of ``Helper.close``: None)."""
     message = conn.recv()
-    if message[0] == _IN_MEMORY_FILE:
+    if isinstance(message, tuple) and message and message[0] == _IN_MEMORY_FILE:
         message = _read_memory_file(conn, message[1])
     return message
 

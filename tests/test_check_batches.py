@@ -495,8 +495,9 @@ loaded = set(sys.modules)
 url, periods = sys.argv[1], json.loads(sys.argv[2])
 with open(sys.argv[3], "rb") as file:
     plan = pickle.load(file)  # as a job's arguments reach the helper
-assert checking._work("read", url, [(1, plan)]) >= 0
-judged = checking._work("judge", 1, periods)
+terms, until, since, measures = plan
+assert checking._work("read", url, [(1, until, since)]) >= 0
+judged = checking._work("judge", 1, periods, terms, measures)
 assert len(judged[1].pairs) and len(judged[3].findings.contracts)
 print(json.dumps(sorted(set(sys.modules) - loaded)))
 print(json.dumps(sorted(loaded)))

@@ -8,6 +8,7 @@ import pickle
 import signal
 import threading
 import time
+from typing import Any
 
 import pytest
 
@@ -15,7 +16,12 @@ from compliance.errors import ComplianceError, Problem
 from compliance.helper import Helper, HelperDied, warm
 
 
-def _work(kind: str, value: int) -> object:
+def _work(kind: str, value: Any) -> object:
+    if kind == "count":
+        return len(value)
+    if kind == "refuse memory files":
+        os.memfd_create = _refused  # type: ignore[assignment]  (in the helper's process)
+        return value
     if kind == "square":
         return value * value
     if kind == "pid":
@@ -122,6 +128,57 @@ def test_a_helper_that_dies_is_an_error_in_the_caller() -> None:
         helper.send("die", 0)
         with pytest.raises(HelperDied, match=f"exit code -{int(signal.SIGKILL)}"):
             helper.receive()
+
+
+def _refused(*_: object) -> int:
+    raise PermissionError("memfd_create is not allowed here")
+
+
+def test_large_jobs_are_queued_as_small_ones_are() -> None:
+    """A job of megabytes (a batch's plan) is sent at once, while the helper is busy, and
+    answered in its place."""
+    rows = [f"row {k}" for k in range(50_000)]
+    with Helper(_work) as helper:
+        if not Helper.queued:
+            helper.send("count", rows)
+            assert helper.receive() == 50_000
+            return
+        helper.send("sleep", 1)
+        began = time.monotonic()
+        helper.send("count", rows)
+        helper.send("square", 3)
+        assert time.monotonic() - began < 0.5  # not waiting for the helper to read it
+        assert [helper.receive(), helper.receive(), helper.receive()] == [1, 50_000, 9]
+
+
+def test_a_large_job_without_a_memory_file_waits_for_the_answers_before_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where neither side can make a memory file, a large answer and a large job both go
+    through the connection: the caller reads the answers so far before sending the job, so
+    that neither waits for the other for ever, and still gives them in order."""
+    if not Helper.queued:
+        pytest.skip("one job at a time here")
+    rows = [f"row {k}" for k in range(50_000)]
+    seen: list[object] = []
+    with Helper(_work) as helper:
+        helper.send("refuse memory files", 0)
+        assert helper.receive() == 0
+        monkeypatch.setattr(os, "memfd_create", _refused, raising=False)
+
+        def run() -> None:
+            helper.send("large", 30_000)  # its answer fills the connection
+            helper.send("count", rows)    # and the job could not go in after it
+            helper.send("square", 4)
+            seen.extend([helper.receive()[1], helper.receive(), helper.receive()])
+
+        worker = threading.Thread(target=run)
+        worker.start()
+        worker.join(timeout=60)
+        if worker.is_alive():
+            helper._process.kill()
+            worker.join()
+            pytest.fail("the caller and the helper each waited for the other")
+    assert seen == [{"n": 30_000}, 50_000, 16]
 
 
 def test_one_job_at_a_time_unless_answers_come_in_memory_files(
