@@ -135,6 +135,33 @@ def test_foreign_tables_are_not_taken_over(make_store: Callable[[], StoreRef]) -
     assert "holds tables that are not a compliance store" in result.stderr
 
 
+def test_a_new_sqlite_store_has_large_pages_and_an_older_store_keeps_its_own(
+        tmp_path: Path) -> None:
+    """A check writes texts of kilobytes (its sets): a new SQLite store is made of 16 KB
+    pages. A store made with SQLite's usual 4 KB pages keeps them, and serves as before."""
+    import sqlite3
+
+    from compliance.store.db import SQLITE_PAGE_SIZE
+
+    def page_size(path: Path) -> int:
+        with sqlite3.connect(path) as conn:
+            return int(conn.execute("PRAGMA page_size").fetchone()[0])
+
+    new = tmp_path / "new.db"
+    assert cli_on(f"sqlite:///{new}")("contract", "load", SUNDERLAND).exit_code == 0
+    assert page_size(new) == SQLITE_PAGE_SIZE == 16384
+    old = tmp_path / "old.db"
+    sqlite3.connect(old).execute("CREATE TABLE made_first (x INTEGER)").connection.close()
+    with sqlite3.connect(old) as conn:
+        conn.execute("DROP TABLE made_first")
+    assert page_size(old) == 4096
+    run = cli_on(f"sqlite:///{old}")
+    assert run("contract", "load", SUNDERLAND).exit_code == 0
+    assert run("submit", SUNDERLAND_RETURN).exit_code == 0
+    assert run("check", "--contract", "sunderland-tfc", "--period", "2018-09").exit_code == 0
+    assert page_size(old) == 4096
+
+
 # --- versions, not overwrites ---------------------------------------------------------------
 
 

