@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from compliance.progress import Progress
     from compliance.schedule import Schedule
     from compliance.store import Transaction
-    from compliance.store.packed import AssessmentSets, FindingSets
+    from compliance.store.packed import AssessmentSets, EscalationSets, FindingSets
 
 
 @dataclass
@@ -74,7 +74,7 @@ class CheckResult:
         histories read)."""
         import orjson
 
-        from compliance.store.packed import FINDING_FIELDS
+        from compliance.store.packed import FINDING_FIELDS, unpacked_escalations
 
         wanted = set(self.periods)
         names = ["measure" if n == "measure_id" else n for n in FINDING_FIELDS]
@@ -91,11 +91,12 @@ class CheckResult:
                         findings.setdefault((cid, period), []).append(
                             {"contract": cid, **{name: values[k] for name, values
                                                  in zip(names, fields, strict=True)}})
-            columns = records.escalations
-            for k, cid in enumerate(columns.get("contract_id", ())):
-                row = {name: columns[name][k] for name in _AS_AT}
-                row["history"] = orjson.loads(row["history"])
-                escalations.setdefault(cid, []).append(row)
+            sets = records.escalations
+            for row in unpacked_escalations(zip(sets.contracts, sets.documents,
+                                                strict=True)):
+                shown = {name: row[name] for name in _AS_AT}
+                shown["history"] = orjson.loads(shown["history"])
+                escalations.setdefault(row["contract_id"], []).append(shown)
         return findings, escalations
 
 
@@ -423,15 +424,15 @@ Judged = tuple[dict[str, float], "AssessmentSets", "FloatArray", "_Records"]
 @dataclass
 class _Records:
     """The rules' records of some contracts as the store takes them: the findings' sets,
-    and the escalations column by column (contract by contract, in the contracts' order)."""
+    and the escalations' sets (contract by contract, in the contracts' order)."""
 
     findings: FindingSets
-    escalations: dict[str, list[Any]]
+    escalations: EscalationSets
 
 
 def _records(schedules: Mapping[str, Schedule], rules: RulesResult) -> _Records:
     """The records of the contracts of ``schedules`` among the rules' results."""
-    from compliance.store.packed import finding_sets
+    from compliance.store.packed import escalation_sets, finding_sets
 
     findings = rules.findings
     if len(findings):
@@ -441,11 +442,9 @@ def _records(schedules: Mapping[str, Schedule], rules: RulesResult) -> _Records:
     rank = {cid: k for k, cid in enumerate(schedules)}
     ranks = [rank.get(cid, -1) for cid in table["contract_id"]]
     kept = sorted((k for k, r in enumerate(ranks) if r >= 0), key=ranks.__getitem__)
-    if kept == list(range(len(ranks))):
-        escalations = table if kept else {}
-    else:
-        escalations = {name: [values[k] for k in kept] for name, values in table.items()}
-    return _Records(findings=finding_sets(findings), escalations=escalations)
+    if kept != list(range(len(ranks))):
+        table = {name: [values[k] for k in kept] for name, values in table.items()}
+    return _Records(findings=finding_sets(findings), escalations=escalation_sets(table))
 
 
 @collector_paused()

@@ -118,7 +118,7 @@ def _outputs(ref: StoreRef, run: Any) -> dict[str, Any]:
     try:
         with store.transaction("tester") as tx:
             # Records gone, to be made again from the figures.
-            for table in ("escalation", "finding_set"):
+            for table in ("escalation_set", "finding_set"):
                 tx.session.connection().exec_driver_sql(f"DELETE FROM {table}")
             seen["rederived"] = checking.rederive(tx, tx.schedules())
     finally:
@@ -398,7 +398,7 @@ def test_the_records_a_check_stores_give_back_the_rules_findings_and_escalations
 
     from compliance.escalation import records as as_rows
     from compliance.escalation import run_rules
-    from compliance.store.packed import FINDING_FIELDS, AssessmentSets
+    from compliance.store.packed import FINDING_FIELDS, AssessmentSets, unpacked_escalations
 
     def judged(tx: Transaction, schedules: dict[str, Any]) -> Any:
         history = checking.history_with_features(
@@ -409,9 +409,10 @@ def test_the_records_a_check_stores_give_back_the_rules_findings_and_escalations
     assert len(rules.findings) and rules.escalations and len(rules.fired)
     records = checking._records(schedules, rules)
     assert sum(records.findings.sizes) == len(rules.findings)
-    assert [dict(zip(records.escalations, row, strict=True))
-            for row in zip(*records.escalations.values(), strict=True)] == [
+    assert unpacked_escalations(zip(records.escalations.contracts,
+                                    records.escalations.documents, strict=True)) == [
         e.row() for e in rules.escalations]
+    assert records.escalations.sizes == [len(rules.escalations)]
 
     # What the output shows of them, read from the records as stored: the findings of the
     # periods checked and every escalation, as made from the rules' own results.

@@ -25,7 +25,7 @@ def test_migrations_match_the_models(db_path: StoreRef) -> None:
 
     store = Store(db_path.url)
     assert store.init() == ["0001", "0002", "0003", "0004", "0005", "0006", "0007",
-                          "0008"]
+                          "0008", "0009"]
     assert store.init() == []
     with store.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
@@ -234,7 +234,7 @@ def test_upgrade_to_keyed_figures_moves_the_evidence_onto_current_assessments(
     assert "figure_version" not in [c["name"] for c in inspect(store.engine).get_columns(
         "assessment")]
 
-    assert store.init() == ["0005", "0006", "0007", "0008"]
+    assert store.init() == ["0005", "0006", "0007", "0008", "0009"]
     store.dispose()
     after = dump_store(db_path)
     # Check 2's set comes back as it was; check 1's evidence stays in check_figure.
@@ -630,6 +630,32 @@ def test_records_of_several_contracts_replaced_at_once(
         store.dispose()
 
 
+def test_escalations_are_kept_as_one_set_for_each_contract() -> None:
+    """A contract's escalations go into one set, in the order given; a contract's escalations
+    apart from one another, or two sharing their measure and opening, are refused (as the
+    table's key refused them)."""
+    from compliance.escalation import ESCALATION_COLUMNS
+    from compliance.store.packed import escalation_sets, unpacked_escalations
+
+    def rows(*keys: tuple[str, str, str]) -> dict[str, list[object]]:
+        made = [dict.fromkeys(ESCALATION_COLUMNS) | {
+            "contract_id": c, "measure_id": m, "opened": o, "level": 1, "history": "[]"}
+            for c, m, o in keys]
+        return {name: [row[name] for row in made] for name in ESCALATION_COLUMNS}
+
+    given = rows(("b", "M2", "2024-01"), ("b", "M1", "2024-03"), ("a", "M1", "2024-02"))
+    sets = escalation_sets(given)
+    assert (sets.contracts, sets.sizes) == (["b", "a"], [2, 1])
+    assert unpacked_escalations(zip(sets.contracts, sets.documents, strict=True)) == [
+        dict(zip(given, values, strict=True)) for values in zip(*given.values(), strict=True)]
+    assert escalation_sets(rows()).contracts == []
+    with pytest.raises(ValueError, match="not together"):
+        escalation_sets(rows(("a", "M1", "2024-01"), ("b", "M1", "2024-01"),
+                             ("a", "M2", "2024-01")))
+    with pytest.raises(ValueError, match="share their measure and opening"):
+        escalation_sets(rows(("a", "M1", "2024-01"), ("a", "M1", "2024-01")))
+
+
 def test_findings_are_kept_as_one_set_for_each_contract(
         make_store: Callable[[], StoreRef]) -> None:
     store = _loaded(make_store())
@@ -729,7 +755,7 @@ def test_upgrade_to_finding_sets_keeps_each_finding_and_its_id(
     assert "finding" in inspect(store.engine).get_table_names()
     assert _table_rows(store, "finding", "id") == rows
     # Back and forth: the same sets, the same answers.
-    assert store.init() == ["0008"]
+    assert store.init() == ["0008", "0009"]
     assert _table_rows(store, "finding_set", "first_id") == sets
     with store.transaction() as tx:
         assert [f.model_dump() for f in tx.findings(SUNDERLAND_ID)] == found
@@ -738,10 +764,46 @@ def test_upgrade_to_finding_sets_keeps_each_finding_and_its_id(
     with store.engine.begin() as conn:
         command.downgrade(store._alembic(conn), "0007")
         conn.execute(text(f"UPDATE finding SET id = {count + 100} WHERE id = {count}"))
-    assert store.init() == ["0008"]
+    assert store.init() == ["0008", "0009"]
     again = _table_rows(store, "finding", "id")
     assert [r[0] for r in again] == list(range(count + 101, count + 101 + count))
     assert [r[1:] for r in again] == [r[1:] for r in rows]
+    store.dispose()
+
+
+def test_upgrade_to_escalation_sets_keeps_each_escalation(
+        cli: Callable[..., Result], db_path: StoreRef) -> None:
+    """0009: a table of escalations becomes a set for each contract, read back as the rows
+    the table held (the ``escalation`` view shows them so too). Downgraded, the table comes
+    back as it was."""
+    from alembic import command
+
+    assert cli("check", "--contract", SUNDERLAND, "--returns", SUNDERLAND_RETURN,
+               "--from", "2018-06", "--to", "2018-09").exit_code == 0
+    assert cli("silence", "--contract", SUNDERLAND_ID, "--measure", "SM8.1", "--from",
+               "2018-06", "--until", "2018-12", "--reason", "plan agreed").exit_code == 0
+    store = Store(db_path.url)
+    order = "contract_id, measure_id, opened"
+    rows = _table_rows(store, "escalation", order)
+    assert len(rows) > 2 and any(r[-1] for r in rows) and all(isinstance(r[3], int) for r in rows)
+    sets = _table_rows(store, "escalation_set", "contract_id")
+    assert [(r[0], r[1]) for r in sets] == [(SUNDERLAND_ID, len(rows))]
+    with store.transaction() as tx:
+        listed = [e.model_dump() for e in tx.escalations([SUNDERLAND_ID])]
+    assert [tuple(e.values()) for e in sorted(listed, key=lambda e: (
+        e["contract_id"], e["measure_id"], e["opened"]))] == rows
+
+    with store.engine.begin() as conn:
+        command.downgrade(store._alembic(conn), "0008")
+    assert store.revision() == "0008"
+    assert "escalation" in inspect(store.engine).get_table_names()
+    assert "escalation_set" not in inspect(store.engine).get_table_names()
+    assert _table_rows(store, "escalation", order) == rows
+    # Back: the same sets, the same answers.
+    assert store.init() == ["0009"]
+    assert _table_rows(store, "escalation", order) == rows
+    with store.transaction() as tx:
+        assert [e.model_dump() for e in tx.escalations([SUNDERLAND_ID])] == listed
     store.dispose()
 
 

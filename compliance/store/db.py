@@ -36,6 +36,7 @@ from compliance.store.models import (
     Contract,
     Escalation,
     EscalationNote,
+    EscalationSet,
     Figure,
     Finding,
     FindingSet,
@@ -49,7 +50,7 @@ from compliance.store.models import (
 if TYPE_CHECKING:
     import pandas as pd
 
-    from compliance.store.packed import AssessmentSets, FindingSets
+    from compliance.store.packed import AssessmentSets, EscalationSets, FindingSets
 
 DEFAULT_URL = "sqlite:///compliance.db"
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -837,29 +838,48 @@ class Transaction:
     def replace_records(self, contracts: str | Sequence[str],
                         findings: pd.DataFrame | FindingSets,
                         escalations: Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]]
-                        ) -> dict[str, int]:
+                        | EscalationSets) -> dict[str, int]:
         """Records are derived from the figures: a check replaces the whole set of each
         contract given (one, or many at once) with the findings and escalations given.
 
         Each contract's findings are kept as one set (compliance.store.packed), and numbered
         as replacing the contracts' rows of a table one after the other would number them.
         The findings are the rules' frame of them, or its sets when they have been made
-        already (``finding_sets(findings)``, in another process, say). The escalations are
-        rows, or their columns (lists of equal length by column name; none when empty)."""
-        from compliance.store.packed import FindingSets, finding_sets
+        already (``finding_sets(findings)``, in another process, say). Each contract's
+        escalations are kept as one set too: they are rows, their columns (lists of equal
+        length by column name, each contract's together; none when empty), or their sets
+        (``escalation_sets(columns)``)."""
+        from compliance.store.packed import (
+            STORED_ESCALATION_COLUMNS,
+            EscalationSets,
+            FindingSets,
+            escalation_sets,
+            finding_sets,
+        )
 
         conn = self.session.connection()
         ids = [contracts] if isinstance(contracts, str) else list(dict.fromkeys(contracts))
-        sets = findings if isinstance(findings, FindingSets) else finding_sets(findings)
         rank = {cid: i for i, cid in enumerate(ids)}
+        sets = findings if isinstance(findings, FindingSets) else finding_sets(findings)
+        if isinstance(escalations, EscalationSets):
+            escalated = escalations
+        elif isinstance(escalations, Mapping):
+            escalated = escalation_sets(escalations)
+        else:
+            # Rows: each contract's together, in the contracts' order.
+            rows = sorted(escalations, key=lambda row: rank.get(row["contract_id"], -1))
+            escalated = escalation_sets({name: [row.get(name) for row in rows]
+                                         for name in STORED_ESCALATION_COLUMNS})
         if any(cid not in rank for cid in sets.contracts):
             raise ValueError("findings of a contract whose records are not replaced")
+        if any(cid not in rank for cid in escalated.contracts):
+            raise ValueError("escalations of a contract whose records are not replaced")
         counts = [0] * len(ids)
         for cid, size in zip(sets.contracts, sets.sizes, strict=True):
             counts[rank[cid]] = size
         firsts = self._first_finding_ids(ids, counts)
         table = _table(FindingSet)
-        for held in (table, _table(Escalation)):
+        for held in (table, _table(EscalationSet)):
             for chunk in _chunks(ids):
                 conn.execute(delete(held).where(held.c.contract_id.in_(list(chunk))))
         order = sorted(range(len(sets.contracts)), key=lambda k: rank[sets.contracts[k]])
@@ -868,13 +888,13 @@ class Transaction:
             "first_id": [firsts[rank[sets.contracts[k]]] for k in order],
             "size": [sets.sizes[k] for k in order],
             "findings": [sets.documents[k] for k in order]})
-        columns = _table(Escalation).c.keys()
-        if isinstance(escalations, Mapping):
-            data = {name: escalations[name] if escalations else [] for name in columns}
-        else:
-            data = {name: [e.get(name) for e in escalations] for name in columns}
-        escalated = self._insert(_table(Escalation), data)
-        return {"findings": sum(counts), "escalations": escalated}
+        order = sorted(range(len(escalated.contracts)),
+                       key=lambda k: rank[escalated.contracts[k]])
+        self._insert(_table(EscalationSet), {
+            "contract_id": [escalated.contracts[k] for k in order],
+            "size": [escalated.sizes[k] for k in order],
+            "escalations": [escalated.documents[k] for k in order]})
+        return {"findings": sum(counts), "escalations": sum(escalated.sizes)}
 
     def _first_finding_ids(self, contracts: Sequence[str], counts: Sequence[int]
                            ) -> list[int]:
@@ -926,16 +946,28 @@ class Transaction:
         return found
 
     def escalations(self, contracts: Sequence[str] | None = None) -> list[Escalation]:
-        query = _escalations_of(select(Escalation), contracts)
-        return list(self.session.execute(query).scalars())
+        """The escalations of the contracts given (all when None), in the order the
+        escalation list shows them: by contract, then opening, then measure."""
+        return [Escalation(**row) for row in self.escalation_rows(contracts)]
 
     def escalation_rows(self, contracts: Sequence[str] | None = None) -> list[dict[str, Any]]:
         """The escalations of ``escalations`` as rows (a dict of each one's columns, as
         ``model_dump`` gives them), read without making an object of each: a national list
         holds some 85,000."""
-        table = _table(Escalation)
-        query = _escalations_of(select(*table.c), contracts)
-        return [dict(row._mapping) for row in self.session.execute(query)]
+        from compliance.store.packed import unpacked_escalations
+
+        sets = _table(EscalationSet)
+        query = select(sets.c.contract_id, sets.c.escalations)
+        found: list[tuple[str, str]] = []
+        if contracts is None:
+            found.extend((str(c), doc) for c, doc in self.session.connection().execute(query))
+        else:
+            for chunk in _chunks(list(dict.fromkeys(contracts))):
+                found.extend((str(c), doc) for c, doc in self.session.connection().execute(
+                    query.where(sets.c.contract_id.in_(chunk))))
+        rows = unpacked_escalations(found)
+        rows.sort(key=lambda row: (row["contract_id"], row["opened"], row["measure_id"]))
+        return rows
 
     def assessment(self, contract: str, measure: str, period: str) -> dict[str, Any] | None:
         """The current assessment of a contract's measure for a period (None if the period
@@ -1012,15 +1044,6 @@ class Transaction:
     def audit_entries(self, limit: int = 50) -> list[AuditEntry]:
         query = select(AuditEntry).order_by(col(AuditEntry.id).desc()).limit(limit)
         return list(self.session.execute(query).scalars())
-
-
-def _escalations_of(query: Any, contracts: Sequence[str] | None) -> Any:
-    """A query of escalations, of the contracts given (all when None), in the order the
-    escalation list shows them: by contract, then opening, then measure."""
-    table = _table(Escalation)
-    if contracts is not None:
-        query = query.where(table.c.contract_id.in_(list(contracts)))
-    return query.order_by(table.c.contract_id, table.c.opened, table.c.measure_id)
 
 
 # The advisory lock findings are numbered under on PostgreSQL: the two-key form, whose keys

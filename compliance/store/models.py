@@ -175,25 +175,38 @@ class Finding(SQLModel):
     facts: str
 
 
-class Escalation(SQLModel, table=True):
-    """One escalation of a measure up the contract's ladder, from opening to resolution."""
+class EscalationSet(SQLModel, table=True):
+    """The escalations of one contract's measures up its ladder, from opening to resolution,
+    in one JSON document, column by column (see compliance.store.packed). A check replaces
+    the contract's set; the ``escalation`` view shows them a row each."""
+
+    __tablename__ = "escalation_set"
 
     contract_id: str = Field(primary_key=True, foreign_key="contract.id", max_length=100)
-    measure_id: str = Field(primary_key=True, max_length=100)
-    opened: str = Field(primary_key=True, max_length=7)
+    size: int
+    escalations: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class Escalation(SQLModel):
+    """One escalation of a measure up the contract's ladder, from opening to resolution (a
+    row of the ``escalation`` view)."""
+
+    contract_id: str
+    measure_id: str
+    opened: str
     level: int
     forum: str
-    status: str = Field(max_length=10)
-    resolved: str | None = Field(default=None, max_length=7)
+    status: str
+    resolved: str | None = None
     rule: str
     resolved_rule: str | None = None
-    description: str = Field(sa_column=Column(Text, nullable=False))
-    last_period: str = Field(max_length=7)
-    history: str = Field(sa_column=Column(Text, nullable=False))
-    settings: str = Field(sa_column=Column(Text, nullable=False))
-    facts: str = Field(sa_column=Column(Text, nullable=False))
-    silenced_until: str | None = Field(default=None, max_length=7)
-    silence_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    description: str
+    last_period: str
+    history: str
+    settings: str
+    facts: str
+    silenced_until: str | None = None
+    silence_reason: str | None = None
 
 
 class CheckFigure(SQLModel, table=True):

@@ -210,3 +210,64 @@ def unpacked_findings(sets: Iterable[tuple[str, int, str]]) -> list[dict[str, An
             rows.append({"id": first + k, "contract_id": contract,
                          **dict(zip(FINDING_FIELDS, values, strict=True))})
     return rows
+
+
+# --- escalations ------------------------------------------------------------------------------
+#
+# A contract's escalations are kept as one set too: ``{"measure_id": [...], "opened": [...],
+# ...}``, one list per field of ``ESCALATION_FIELDS`` with one entry per escalation, in the
+# order the rules gave them. The ``escalation`` view of the store shows them one row each, as
+# the table of escalations did.
+
+ESCALATION_FIELDS = ("measure_id", "opened", "level", "forum", "status", "resolved", "rule",
+                     "resolved_rule", "description", "last_period", "history", "settings",
+                     "facts", "silenced_until", "silence_reason")
+# The columns of escalations read back from the store (the ``escalation`` view's), in order.
+STORED_ESCALATION_COLUMNS = ("contract_id", *ESCALATION_FIELDS)
+
+
+@dataclass
+class EscalationSets:
+    """The rules' escalations as the store keeps them: for each contract that has any, in the
+    order they come, the number of its escalations and its set's document."""
+
+    contracts: list[str]
+    sizes: list[int]
+    documents: list[str]
+
+
+def escalation_sets(columns: Mapping[str, Sequence[Any]]) -> EscalationSets:
+    """The sets of escalations given column by column (``STORED_ESCALATION_COLUMNS``, as
+    ``escalation.escalation_columns`` gives them), each contract's together: one set for each
+    contract, its escalations in the order given.
+
+    Raises ValueError when a contract's escalations are not together, or two of them share
+    their measure and opening."""
+    contracts = list(columns.get("contract_id", ()))
+    bounds = [k for k in range(len(contracts)) if k == 0 or contracts[k] != contracts[k - 1]]
+    runs = [contracts[k] for k in bounds]
+    if len(set(runs)) != len(runs):
+        raise ValueError("the escalations of a contract are not together")
+    keys = set(zip(contracts, columns.get("measure_id", ()), columns.get("opened", ()),
+                   strict=True))
+    if len(keys) != len(contracts):
+        raise ValueError("two escalations of one contract share their measure and opening")
+    bounds.append(len(contracts))
+    return EscalationSets(contracts=runs,
+                          sizes=[b - a for a, b in zip(bounds[:-1], bounds[1:], strict=True)],
+                          documents=_documents(ESCALATION_FIELDS, columns, bounds))
+
+
+def unpacked_escalations(sets: Iterable[tuple[str, str]]) -> list[dict[str, Any]]:
+    """The escalations of sets given as (contract, document), one dict per escalation with
+    the keys of ``STORED_ESCALATION_COLUMNS``, set after set."""
+    import orjson
+
+    rows: list[dict[str, Any]] = []
+    for contract, document in sets:
+        doc = orjson.loads(document)
+        fields = [doc[name] for name in ESCALATION_FIELDS]
+        rows.extend({"contract_id": contract, **dict(zip(ESCALATION_FIELDS, values,
+                                                         strict=True))}
+                    for values in zip(*fields, strict=True))
+    return rows
