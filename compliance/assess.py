@@ -568,12 +568,28 @@ def _judged(measures: pd.DataFrame, grid: _Grid, found: IntArray, has_row: BoolA
     def at(values: Any) -> Any:
         return values if history else values[rows]
 
+    if history:
+        # A history's contracts, measures and periods as categoricals (each text once, a
+        # code for each row, the texts in order): the features and the rules group and
+        # compare them by code, without hashing a text for every row again and again.
+        measure_code, measure_names = pd.factorize(measures["measure"].to_numpy(), sort=True)
+        month_names = pd.Index(names)
+        coded: dict[str, Any] = {
+            "contract": pd.Categorical.from_codes(c, pd.Index(contracts.to_numpy())),
+            "measure": pd.Categorical.from_codes(measure_code[r], pd.Index(measure_names)),
+            "period": pd.Categorical.from_codes(pidx - low, month_names),
+            "figure_period": pd.Categorical.from_codes(fidx - low, month_names)}
+    else:
+        coded = {"contract": contracts.to_numpy()[at(c)],
+                 "measure": measures["measure"].to_numpy()[r],
+                 "period": names[at(pidx) - low],
+                 "figure_period": names[at(fidx) - low]}
     columns: dict[str, Any] = {
-        "contract": contracts.to_numpy()[at(c)],
-        "measure": measures["measure"].to_numpy()[r],
+        "contract": coded["contract"],
+        "measure": coded["measure"],
         "kind": _per_row(measures, "kind", r),
-        "period": names[at(pidx) - low],
-        "figure_period": names[at(fidx) - low],
+        "period": coded["period"],
+        "figure_period": coded["figure_period"],
         "value": at(value_column),
         "source": (_take(primary["source"], at(found)) if "source" in primary
                    else np.full(len(r), np.nan)),

@@ -122,9 +122,17 @@ def history_with_features(tx: Transaction, schedules: Mapping[str, Schedule],
 
     A measure's history starts at its first figure or at the contract's first checked
     period (or ``first``), whichever is earlier. ``in_force`` is
-    ``tx.schedule_versions(list(schedules))`` when the caller already holds it.
+    ``tx.schedule_versions(list(schedules))`` when the caller already holds it. Its
+    contracts, measures and periods are texts (a check's own history holds them as
+    categoricals, see ``assess``).
     """
-    return _history(_read(tx, schedules, through, first, in_force=in_force))
+    import pandas as pd
+
+    history = _history(_read(tx, schedules, through, first, in_force=in_force))
+    for name in ("contract", "measure", "period", "figure_period"):
+        if name in history.columns and isinstance(history[name].dtype, pd.CategoricalDtype):
+            history[name] = history[name].to_numpy(dtype=object)
+    return history
 
 
 @dataclass

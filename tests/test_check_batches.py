@@ -459,7 +459,7 @@ def test_the_assessments_a_check_shows_are_read_from_their_sets_as_the_frame_gav
     history = checking._history(copy.deepcopy(inputs))
     frame = checking._checked(history, ["2018-06", "2018-07", "2018-08", "2018-09"])
     expected = []
-    for (cid, period), rows in frame.groupby(["contract", "period"], sort=True):
+    for (cid, period), rows in frame.groupby(["contract", "period"], sort=True, observed=True):
         expected.append((cid, period, [
             {("measure" if name == "measure_id" else name):
              None if (isinstance(row[name_in_frame], float) and math.isnan(row[name_in_frame]))

@@ -502,7 +502,7 @@ def test_bulk_assessments_are_the_rows_of_one_save_per_period(
     with bulk.transaction() as tx:
         assert tx.save_assessments(frame.sample(frac=1, random_state=3), versions) == {
             "check_runs": 5, "assessments": len(frame)}
-    for (_, _), group in frame.groupby(["contract", "period"], sort=True):
+    for (_, _), group in frame.groupby(["contract", "period"], sort=True, observed=True):
         with single.transaction() as tx:
             tx.save_assessments(group, versions)
 

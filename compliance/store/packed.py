@@ -59,7 +59,7 @@ def assessment_sets(assessments: pd.DataFrame) -> AssessmentSets:
 
     if assessments.empty:
         return AssessmentSets([], [], [])
-    groups = assessments.groupby(["contract", "period"], sort=True)
+    groups = assessments.groupby(["contract", "period"], sort=True, observed=True)
     number = groups.ngroup().fillna(-1).to_numpy(dtype=np.int64)
     sizes = groups.size()
     order = np.argsort(number, kind="stable")
