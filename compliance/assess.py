@@ -569,9 +569,10 @@ def _judged(measures: pd.DataFrame, grid: _Grid, found: IntArray, has_row: BoolA
         return values if history else values[rows]
 
     if history:
-        # A history's contracts, measures and periods as categoricals (each text once, a
-        # code for each row, the texts in order): the features and the rules group and
-        # compare them by code, without hashing a text for every row again and again.
+        # A history's contracts, measures and periods (and statuses, below) as categoricals
+        # (each text once, a code for each row, the texts in order): the features and the
+        # rules group and compare them by code, without hashing a text for every row again
+        # and again.
         measure_code, measure_names = pd.factorize(measures["measure"].to_numpy(), sort=True)
         month_names = pd.Index(names)
         coded: dict[str, Any] = {
@@ -601,7 +602,8 @@ def _judged(measures: pd.DataFrame, grid: _Grid, found: IntArray, has_row: BoolA
         columns[name] = _per_row(measures, name, r)
     columns["compared_with"] = np.where(at(profiled), at(profiled_target), at(target_values))
     columns["profiled_target"] = at(profiled_target)
-    columns["status"] = _STATUS_NAMES[at(status)]
+    columns["status"] = (pd.Categorical.from_codes(status, pd.Index(STATUSES)) if history
+                         else _STATUS_NAMES[at(status)])
     columns["rag"] = _RAG_NAMES[at(status)]
     columns["direction"] = _DIRECTIONS[at(direction)]
     columns["previous_value"] = at(previous)

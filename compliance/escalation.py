@@ -269,10 +269,16 @@ class _Facts:
         self.contract_code = np.array([rank[n] for n in names] + [-1], dtype=np.int64)[codes]
 
     def add(self, fields: Iterable[str]) -> None:
-        """Take these fields of the judged facts too (those the features have)."""
+        """Take these fields of the judged facts too (those the features have): a
+        categorical stays one (the rules compare and group its codes)."""
+        import pandas as pd
+
         for name in fields:
             if name not in self.columns and name in self.features.columns:
-                self.columns[name] = self.features[name].to_numpy()[self.rows]
+                column = self.features[name]
+                self.columns[name] = (column.array[self.rows]
+                                      if isinstance(column.dtype, pd.CategoricalDtype)
+                                      else column.to_numpy()[self.rows])
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -349,7 +355,7 @@ class _Facts:
         if values is None:
             return np.full(len(positions), None, dtype=object)
         if values.dtype.kind == "O":
-            return values[positions]
+            return np.asarray(values[positions], dtype=object)
         out = np.empty(len(positions), dtype=object)
         out[:] = values[positions].tolist()
         return out
@@ -662,7 +668,8 @@ def _field_json(facts: _Facts, key: str, positions: Any, before: str, after: str
                          if _num(v) is not None else "" for v in values.tolist()],
                         dtype=object)
     else:
-        codes, distinct = pd.factorize(np.asarray(values, dtype=object))
+        codes, distinct = pd.factorize(values if isinstance(values, pd.Categorical)
+                                       else np.asarray(values, dtype=object))
         absent = codes < 0
         shown = [f"{before}{name}: {quote(str(v))}{after}" for v in distinct.tolist()]
     table = np.array([*shown, ""], dtype=object)
