@@ -457,6 +457,17 @@ def _per_row(measures: pd.DataFrame, name: str, row: IntArray) -> Any:
     return _take(_column(measures, name), row)
 
 
+def _clause_texts(measures: pd.DataFrame, name: str, row: IntArray) -> Any:
+    """A text column of ``measures`` at each row, as a categorical when the measures all
+    have one (as a history holds them); else as ``_per_row`` gives it."""
+    if name not in measures.columns:
+        return _per_row(measures, name, row)
+    codes, texts = pd.factorize(measures[name].to_numpy(), sort=True)
+    if len(codes) and int(codes.min()) < 0:
+        return _per_row(measures, name, row)
+    return pd.Categorical.from_codes(codes[row], pd.Index(np.asarray(texts, dtype=object)))
+
+
 def _judged(measures: pd.DataFrame, grid: _Grid, found: IntArray, has_row: BoolArray,
             primary: Mapping[str, Any], wanted: pd.DataFrame, history: bool) -> pd.DataFrame:
     """The assessment frame of the grid's measure-periods: statuses, targets, forecasts and
@@ -615,7 +626,10 @@ def _judged(measures: pd.DataFrame, grid: _Grid, found: IntArray, has_row: BoolA
     columns["due"] = at(due)
     columns["order"] = _per_row(measures, "order", r)
     for name in ("unit", "polarity", "frequency", "accumulation"):
-        columns[name] = _per_row(measures, name, r)
+        columns[name] = _clause_texts(measures, name, r) if history else _per_row(
+            measures, name, r)
+    if history:
+        columns["kind"] = _clause_texts(measures, "kind", r)
     columns["elapsed"] = at(elapsed)
     columns["schedule_version"] = _per_row(measures, "schedule_version", r)
     columns["figure_version"] = (_take(primary["version"], at(found)) if "version" in primary
@@ -858,7 +872,7 @@ def add_features(history: pd.DataFrame, spc: Mapping[str, Any] | None = None) ->
                   | (measure[in_order[1:]] != measure[in_order[:-1]]))
     read = [c for c in ("status", "recovery_margin", "value", "target_low", "target_high",
                         "compared_with", "polarity") if c in history]
-    judged_rows = {c: np.asarray(history[c].to_numpy())[at] for c in read}
+    judged_rows = {c: _values(history[c])[at] for c in read}
     flags = {"consecutive_breaches": (statuses == "breach")[status_code[at]],
              "consecutive_missing": (statuses == "not_reported")[status_code[at]],
              "consecutive_deteriorating": _equal(history["direction"], "declining")[at],

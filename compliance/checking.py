@@ -123,14 +123,14 @@ def history_with_features(tx: Transaction, schedules: Mapping[str, Schedule],
     A measure's history starts at its first figure or at the contract's first checked
     period (or ``first``), whichever is earlier. ``in_force`` is
     ``tx.schedule_versions(list(schedules))`` when the caller already holds it. Its
-    contracts, measures, periods and statuses are texts (a check's own history holds them
-    as categoricals, see ``assess``).
+    contracts, measures, periods, statuses and clause texts are texts (a check's own
+    history holds them as categoricals, see ``assess``).
     """
     import pandas as pd
 
     history = _history(_read(tx, schedules, through, first, in_force=in_force))
-    for name in ("contract", "measure", "period", "figure_period", "status"):
-        if name in history.columns and isinstance(history[name].dtype, pd.CategoricalDtype):
+    for name in history.columns:
+        if isinstance(history[name].dtype, pd.CategoricalDtype):
             history[name] = history[name].to_numpy(dtype=object)
     return history
 
