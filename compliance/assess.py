@@ -208,7 +208,12 @@ def _first_of_groups(key: IntArray, not_primary: BoolArray, rank: npt.NDArray[An
     number of figures in each group and the spread (max - min) of values in groups of more
     than one.
     """
-    order = _sorted(_sort_codes(key), (not_primary.astype(np.int64), 2), _sort_codes(rank))
+    if key.dtype.kind in "iu" and np.asarray(rank).dtype.kind in "iu":
+        # Whole numbers sort as they are: no codes to make for them first.
+        order = np.lexsort((rank, not_primary, key))
+    else:
+        order = _sorted(_sort_codes(key), (not_primary.astype(np.int64), 2),
+                        _sort_codes(rank))
     sorted_key = key[order]
     starts = np.flatnonzero(np.concatenate([[True], sorted_key[1:] != sorted_key[:-1]]))
     counts = np.diff(np.append(starts, len(key))).astype(np.int64)

@@ -25,7 +25,7 @@ def test_migrations_match_the_models(db_path: StoreRef) -> None:
 
     store = Store(db_path.url)
     assert store.init() == ["0001", "0002", "0003", "0004", "0005", "0006", "0007",
-                          "0008", "0009"]
+                          "0008", "0009", "0010"]
     assert store.init() == []
     with store.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
@@ -234,7 +234,7 @@ def test_upgrade_to_keyed_figures_moves_the_evidence_onto_current_assessments(
     assert "figure_version" not in [c["name"] for c in inspect(store.engine).get_columns(
         "assessment")]
 
-    assert store.init() == ["0005", "0006", "0007", "0008", "0009"]
+    assert store.init() == ["0005", "0006", "0007", "0008", "0009", "0010"]
     store.dispose()
     after = dump_store(db_path)
     # Check 2's set comes back as it was; check 1's evidence stays in check_figure.
@@ -755,7 +755,7 @@ def test_upgrade_to_finding_sets_keeps_each_finding_and_its_id(
     assert "finding" in inspect(store.engine).get_table_names()
     assert _table_rows(store, "finding", "id") == rows
     # Back and forth: the same sets, the same answers.
-    assert store.init() == ["0008", "0009"]
+    assert store.init() == ["0008", "0009", "0010"]
     assert _table_rows(store, "finding_set", "first_id") == sets
     with store.transaction() as tx:
         assert [f.model_dump() for f in tx.findings(SUNDERLAND_ID)] == found
@@ -764,7 +764,7 @@ def test_upgrade_to_finding_sets_keeps_each_finding_and_its_id(
     with store.engine.begin() as conn:
         command.downgrade(store._alembic(conn), "0007")
         conn.execute(text(f"UPDATE finding SET id = {count + 100} WHERE id = {count}"))
-    assert store.init() == ["0008", "0009"]
+    assert store.init() == ["0008", "0009", "0010"]
     again = _table_rows(store, "finding", "id")
     assert [r[0] for r in again] == list(range(count + 101, count + 101 + count))
     assert [r[1:] for r in again] == [r[1:] for r in rows]
@@ -800,7 +800,7 @@ def test_upgrade_to_escalation_sets_keeps_each_escalation(
     assert "escalation_set" not in inspect(store.engine).get_table_names()
     assert _table_rows(store, "escalation", order) == rows
     # Back: the same sets, the same answers.
-    assert store.init() == ["0009"]
+    assert store.init() == ["0009", "0010"]
     assert _table_rows(store, "escalation", order) == rows
     with store.transaction() as tx:
         assert [e.model_dump() for e in tx.escalations([SUNDERLAND_ID])] == listed
