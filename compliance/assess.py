@@ -589,11 +589,10 @@ def _judged(measures: pd.DataFrame, grid: _Grid, found: IntArray, has_row: BoolA
         # (each text once, a code for each row, the texts in order): the features and the
         # rules group and compare them by code, without hashing a text for every row again
         # and again.
-        measure_code, measure_names = pd.factorize(measures["measure"].to_numpy(), sort=True)
         month_names = pd.Index(names)
         coded: dict[str, Any] = {
             "contract": pd.Categorical.from_codes(c, pd.Index(contracts.to_numpy())),
-            "measure": pd.Categorical.from_codes(measure_code[r], pd.Index(measure_names)),
+            "measure": _clause_texts(measures, "measure", r),
             "period": pd.Categorical.from_codes(pidx - low, month_names),
             "figure_period": pd.Categorical.from_codes(fidx - low, month_names)}
     else:
@@ -601,10 +600,12 @@ def _judged(measures: pd.DataFrame, grid: _Grid, found: IntArray, has_row: BoolA
                  "measure": measures["measure"].to_numpy()[r],
                  "period": names[at(pidx) - low],
                  "figure_period": names[at(fidx) - low]}
+    # The measures' clause texts: categoricals in a history, as the other texts above.
+    clause_texts = _clause_texts if history else _per_row
     columns: dict[str, Any] = {
         "contract": coded["contract"],
         "measure": coded["measure"],
-        "kind": _per_row(measures, "kind", r),
+        "kind": clause_texts(measures, "kind", r),
         "period": coded["period"],
         "figure_period": coded["figure_period"],
         "value": at(value_column),
@@ -631,10 +632,7 @@ def _judged(measures: pd.DataFrame, grid: _Grid, found: IntArray, has_row: BoolA
     columns["due"] = at(due)
     columns["order"] = _per_row(measures, "order", r)
     for name in ("unit", "polarity", "frequency", "accumulation"):
-        columns[name] = _clause_texts(measures, name, r) if history else _per_row(
-            measures, name, r)
-    if history:
-        columns["kind"] = _clause_texts(measures, "kind", r)
+        columns[name] = clause_texts(measures, name, r)
     columns["elapsed"] = at(elapsed)
     columns["schedule_version"] = _per_row(measures, "schedule_version", r)
     columns["figure_version"] = (_take(primary["version"], at(found)) if "version" in primary

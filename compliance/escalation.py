@@ -44,6 +44,7 @@ from compliance.rulepack import (
     load_pack,
     settings_used,
 )
+from compliance.store.packed import STORED_ESCALATION_COLUMNS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -104,9 +105,7 @@ class EscalationRecord:
 
 
 # The columns of a stored escalation, in the order ``EscalationRecord.row`` gives them.
-ESCALATION_COLUMNS = ("contract_id", "measure_id", "opened", "level", "forum", "status",
-                      "resolved", "rule", "resolved_rule", "description", "last_period",
-                      "history", "settings", "facts", "silenced_until", "silence_reason")
+ESCALATION_COLUMNS = STORED_ESCALATION_COLUMNS
 
 
 def escalation_columns(records: Sequence[EscalationRecord]) -> dict[str, list[Any]]:
@@ -940,17 +939,8 @@ def _ladder_arrays(facts: _Facts, events: _Events, group: Any, outcomes: list[_O
     histories = [f"[{', '.join(texts[a:b])}]" for a, b in zip(bounds[:-1], bounds[1:],
                                                                 strict=True)]
     # The settings and fact of the rule that set each one's level, as stored.
-    settings = [""] * count
-    fact_texts = [""] * count
-    fired_at = events.position[r[last_step]]
-    by_rule = np.asarray(rules, dtype=np.int64)
-    for o in np.unique(by_rule).tolist():
-        these = np.flatnonzero(by_rule == o)
-        shown = json.dumps(outcomes[o].settings)
-        made = _facts_json(facts, fired_at[these], facts.ids(fired_at[these]),
-                           outcomes[o].used)
-        for k, text in zip(these.tolist(), made, strict=True):
-            settings[k], fact_texts[k] = shown, text
+    settings, fact_texts = _origin_texts(facts, outcomes, events.position[r[last_step]],
+                                         events.rule[r[last_step]])
     contract_codes = events.contract[opening].tolist()
     table = {
         "contract_id": contracts,
@@ -1076,18 +1066,31 @@ def _raised(record: EscalationRecord, period: str, level: int, forums: Sequence[
 
 def _write_origins(facts: _Facts, outcomes: list[_Outcome],
                    origins: list[tuple[EscalationRecord, int, int]]) -> None:
-    """Each record's settings and fact as stored, written for all records of a rule at once
-    (as ``json.dumps`` of the settings, and of ``fact_payload`` with sorted keys)."""
+    """Each record's settings and fact as stored (``_origin_texts``)."""
     import numpy as np
 
-    by_rule: dict[int, list[tuple[EscalationRecord, int]]] = {}
-    for record, position, rule in origins:
-        by_rule.setdefault(rule, []).append((record, position))
-    for rule, held in by_rule.items():
+    positions = np.array([position for _, position, _ in origins], dtype=np.int64)
+    rules = np.array([rule for _, _, rule in origins], dtype=np.int64)
+    settings, texts = _origin_texts(facts, outcomes, positions, rules)
+    for (record, _, _), shown, text in zip(origins, settings, texts, strict=True):
+        record.settings_text = shown
+        record.facts_text = text
+
+
+def _origin_texts(facts: _Facts, outcomes: list[_Outcome], positions: Any, rules: Any
+                  ) -> tuple[list[str], list[str]]:
+    """The settings and the fact, as stored, of the rule (``rules``: outcomes) that fired on
+    the fact at each of ``positions``: written for all of a rule's at once (as ``json.dumps``
+    of the settings, and of ``fact_payload`` with sorted keys)."""
+    import numpy as np
+
+    settings = [""] * len(positions)
+    texts = [""] * len(positions)
+    for rule in np.unique(rules).tolist():
+        these = np.flatnonzero(rules == rule)
         outcome = outcomes[rule]
-        settings = json.dumps(outcome.settings)
-        positions = np.array([position for _, position in held], dtype=np.int64)
-        texts = _facts_json(facts, positions, facts.ids(positions), outcome.used)
-        for (record, _), text in zip(held, texts, strict=True):
-            record.settings_text = settings
-            record.facts_text = text
+        shown = json.dumps(outcome.settings)
+        made = _facts_json(facts, positions[these], facts.ids(positions[these]), outcome.used)
+        for k, text in zip(these.tolist(), made, strict=True):
+            settings[k], texts[k] = shown, text
+    return settings, texts

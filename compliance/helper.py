@@ -107,12 +107,14 @@ class Helper:
         try:
             if not self.queued:
                 self._conn.send(args)
-            elif not _send(self._conn, args, large=False):
-                # A large job, and no memory file for it: once the helper's answers so far
-                # are read, it is free to read the job, and the connection to take it.
-                while len(self._taken) < self._waiting:
-                    self._taken.append(self._answer())
-                _send(self._conn, args)
+            else:
+                data = _pickled(args)
+                if not _deliver(self._conn, data, large=False):
+                    # A large job, and no memory file for it: once the helper's answers so
+                    # far are read, it is free to read the job, and the connection to take it.
+                    while len(self._taken) < self._waiting:
+                        self._taken.append(self._answer())
+                    self._conn.send_bytes(data)
         except (BrokenPipeError, EOFError, ConnectionResetError) as exc:
             raise self._died() from exc
         self._waiting += 1
@@ -202,18 +204,31 @@ _IN_MEMORY_FILE = "in a memory file"
 _SMALL = 2048
 
 
-def _send(conn: Any, message: tuple[Any, ...], *, large: bool = True) -> bool:
-    """Send a job or an answer: when large, through an anonymous memory file where the system
-    has them (see the module's description), else through the connection. Whether it was
-    sent: a large message is not when no memory file can be made for it, unless ``large``.
+def _send(conn: Any, answer: tuple[Any, ...]) -> None:
+    """Send an answer (see ``_deliver``).
 
     Where making a memory file fails (a sandbox that forbids it, say), an answer goes
     through the connection: the caller reads it either way, and a caller that queued jobs
     never blocks sending them, so it reads the answer however large. A caller sends a large
     job so only once it has read the answers to the jobs before it (``Helper.send``)."""
+    _deliver(conn, _pickled(answer))
+
+
+def _pickled(message: tuple[Any, ...]) -> memoryview:
+    """A message pickled as the connection pickles it (a view of the pickler's buffer)."""
     from multiprocessing import reduction
 
-    data = reduction.ForkingPickler.dumps(message)  # as the connection pickles it
+    data: memoryview = reduction.ForkingPickler.dumps(message)
+    return data
+
+
+def _deliver(conn: Any, data: memoryview, *, large: bool = True) -> bool:
+    """Send a pickled job or answer: when large, through an anonymous memory file where the
+    system has them (see the module's description), else through the connection. Whether it
+    was sent: a large message is not when no memory file can be made for it, unless
+    ``large``."""
+    from multiprocessing import reduction
+
     handle = _memory_file() if Helper.queued and len(data) > _SMALL else None
     if handle is None:
         if len(data) > _SMALL and not large:
@@ -235,7 +250,7 @@ def _send(conn: Any, message: tuple[Any, ...], *, large: bool = True) -> bool:
 def _memory_file() -> int | None:
     """A new anonymous memory file's descriptor; None where one cannot be made."""
     try:
-        return os.memfd_create("compliance-answer", os.MFD_CLOEXEC)
+        return os.memfd_create("compliance-message", os.MFD_CLOEXEC)
     except OSError:
         return None
 

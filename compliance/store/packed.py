@@ -11,7 +11,7 @@ the current sets one row per measure, as a table of assessments would.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -200,16 +200,20 @@ def finding_sets(findings: pd.DataFrame) -> FindingSets:
 def unpacked_findings(sets: Iterable[tuple[str, int, str]]) -> list[dict[str, Any]]:
     """The findings of sets given as (contract, first id, document), one dict per finding
     with the keys of ``STORED_FINDING_COLUMNS``, in order of id."""
-    import orjson
-
     rows: list[dict[str, Any]] = []
     for contract, first, document in sets:
-        doc = orjson.loads(document)
-        fields = [doc[name] for name in FINDING_FIELDS]
-        for k, values in enumerate(zip(*fields, strict=True)):
-            rows.append({"id": first + k, "contract_id": contract,
-                         **dict(zip(FINDING_FIELDS, values, strict=True))})
+        rows.extend({"id": first + k, "contract_id": contract, **row}
+                    for k, row in enumerate(_rows(document, FINDING_FIELDS)))
     return rows
+
+
+def _rows(document: str | bytes, names: Sequence[str]) -> Iterator[dict[str, Any]]:
+    """A set's document (see ``_documents``) a row at a time: the fields ``names`` of each."""
+    import orjson
+
+    doc = orjson.loads(document)
+    for values in zip(*(doc[name] for name in names), strict=True):
+        yield dict(zip(names, values, strict=True))
 
 
 # --- escalations ------------------------------------------------------------------------------
@@ -261,13 +265,8 @@ def escalation_sets(columns: Mapping[str, Sequence[Any]]) -> EscalationSets:
 def unpacked_escalations(sets: Iterable[tuple[str, str]]) -> list[dict[str, Any]]:
     """The escalations of sets given as (contract, document), one dict per escalation with
     the keys of ``STORED_ESCALATION_COLUMNS``, set after set."""
-    import orjson
-
     rows: list[dict[str, Any]] = []
     for contract, document in sets:
-        doc = orjson.loads(document)
-        fields = [doc[name] for name in ESCALATION_FIELDS]
-        rows.extend({"contract_id": contract, **dict(zip(ESCALATION_FIELDS, values,
-                                                         strict=True))}
-                    for values in zip(*fields, strict=True))
+        rows.extend({"contract_id": contract, **row}
+                    for row in _rows(document, ESCALATION_FIELDS))
     return rows
